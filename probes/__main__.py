@@ -1,0 +1,3 @@
+from probes.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""`probe-agent` command line: parse, call one module, turn the outcome into an exit code (DESIGN §4)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from probes import __version__
+from probes.errors import CannotRun, UsageError
+
+# Feature packages add their own subcommands through `add_parser(subparsers)`; each such module
+# must stay cheap to import (no locust, no elasticsearch at import time).
+COMMAND_MODULES = (
+    "probes.agent_commands",
+    "probes.demo.command",
+    "probes.faults.command",
+    "probes.load.command",
+    "probes.drills.command",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="probe-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"probe-agent {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        return handler(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except CannotRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

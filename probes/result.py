@@ -1,0 +1,107 @@
+"""ProbeResult / StepResult: the one type passed from probers to sinks, web pages and CLI output."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Machine words for `reason`; a prober may use others, but these are what rules and dashboards expect.
+REASONS = (
+    "status",
+    "latency",
+    "assertion",
+    "timeout",
+    "connection",
+    "tls",
+    "dns",
+    "body_too_large",
+    "protocol",
+    "redirect",
+    "extract",
+    "error",
+)
+
+
+@dataclass(slots=True)
+class Sample:
+    """An extra gauge a prober reports beside the standard ones, e.g. probe_search_hits."""
+
+    name: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class StepResult:
+    step: str
+    success: bool
+    duration_seconds: float
+    reason: str | None = None
+    message: str = ""
+    degraded: bool = False
+    status_code: int = 0
+    optional: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "success": self.success,
+            "degraded": self.degraded,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "reason": self.reason,
+            "message": self.message,
+            "status_code": self.status_code,
+            "optional": self.optional,
+        }
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    probe: str
+    type: str
+    success: bool
+    duration_seconds: float
+    reason: str | None = None
+    message: str = ""
+    degraded: bool = False
+    started_at: float = field(default_factory=time.time)
+    status_code: int = 0
+    # blackbox_exporter's phases: resolve, connect, tls, processing, transfer (seconds)
+    phases: dict[str, float] = field(default_factory=dict)
+    cert_expiry: float | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    attempts: int = 1
+    target: str = ""
+
+    @classmethod
+    def failure(cls, probe: str, type_: str, reason: str, message: str, duration: float,
+                **kwargs: Any) -> ProbeResult:
+        return cls(probe=probe, type=type_, success=False, duration_seconds=duration,
+                   reason=reason, message=message, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "probe": self.probe,
+            "type": self.type,
+            "success": self.success,
+            "degraded": self.degraded,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "reason": self.reason,
+            "message": self.message,
+            "status_code": self.status_code,
+            "started_at": self.started_at,
+            "attempts": self.attempts,
+            "target": self.target,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
+        }
+        if self.cert_expiry is not None:
+            out["cert_expiry"] = self.cert_expiry
+        if self.samples:
+            out["samples"] = [
+                {"name": s.name, "value": s.value, "labels": dict(s.labels)} for s in self.samples
+            ]
+        if self.steps or self.type == "scripted":
+            out["steps"] = [s.to_dict() for s in self.steps]
+        return out
