@@ -1,0 +1,67 @@
+"""The agent's own metrics (DESIGN §6, `probe_agent_*`): one registry per agent, passed to what needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from probes import __version__
+
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    region: str
+    agent: str
+
+
+class _InfoCollector:
+    def __init__(self, identity: AgentIdentity) -> None:
+        self._identity = identity
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily("probe_agent_info", "Always 1; the agent's version, region and id.",
+                                   labels=["version", "region", "agent"])
+        family.add_metric([__version__, self._identity.region, self._identity.agent], 1)
+        return [family]
+
+
+class AgentMetrics:
+    def __init__(self, identity: AgentIdentity) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        labels = ["region", "agent"]
+        self._labels = (identity.region, identity.agent)
+        self.registry.register(_InfoCollector(identity))  # type: ignore[arg-type]
+        self.schedule_lag = Histogram(
+            "probe_agent_schedule_lag_seconds", "Actual start of a probe run minus its planned start.",
+            labels, buckets=LAG_BUCKETS, registry=self.registry).labels(*self._labels)
+        self.missed_runs = Counter(
+            "probe_agent_missed_runs_total", "Runs skipped because the previous run of the probe was still running.",
+            [*labels, "probe"], registry=self.registry)
+        self.reload_success = Gauge(
+            "probe_agent_config_reload_success", "1 if the last configuration load succeeded.",
+            labels, registry=self.registry).labels(*self._labels)
+        self.reload_timestamp = Gauge(
+            "probe_agent_config_last_reload_timestamp_seconds", "Time of the last successful configuration load.",
+            labels, registry=self.registry).labels(*self._labels)
+        self.sink_dropped = Counter(
+            "probe_agent_sink_dropped_total", "Results a sink could not keep.",
+            [*labels, "sink"], registry=self.registry)
+        self.sink_queue_size = Gauge(
+            "probe_agent_sink_queue_size", "Results waiting in a sink's queue.",
+            [*labels, "sink"], registry=self.registry)
+        self.probes_configured = Gauge(
+            "probe_agent_probes", "Probes in the running configuration.",
+            labels, registry=self.registry).labels(*self._labels)
+
+    def missed(self, probe: str) -> None:
+        self.missed_runs.labels(*self._labels, probe).inc()
+
+    def dropped(self, sink: str, count: int = 1) -> None:
+        self.sink_dropped.labels(*self._labels, sink).inc(count)
+
+    def queue_size(self, sink: str, size: int) -> None:
+        self.sink_queue_size.labels(*self._labels, sink).set(size)
