@@ -30,6 +30,8 @@ class Sample:
     name: str
     value: float
     labels: tuple[tuple[str, str], ...] = ()
+    help: str = ""
+    """HELP text for /metrics; the first sample of a name seen by the exporter wins."""
 
 
 @dataclass(slots=True)
