@@ -82,6 +82,16 @@ class AsgiServer:
         self._task = None
 
 
-def quiet_uvicorn_errors() -> None:
-    # A port clash surfaces as UsageError; uvicorn's own error log line would only repeat it.
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+async def start_server(app: Any, listen: str, *, fallback_to_free_port: bool = False) -> AsgiServer:
+    """Serve `app` on `listen`; with the fallback, a taken port means a free one instead of an error."""
+    host, port = split_host_port(listen)
+    server = AsgiServer(app, host, port)
+    try:
+        await server.start()
+    except UsageError:
+        if not fallback_to_free_port or port == 0:
+            raise
+        logging.getLogger(__name__).warning("%s is in use, listening on a free port instead", listen)
+        server = AsgiServer(app, host, 0)
+        await server.start()
+    return server

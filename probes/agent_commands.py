@@ -1,0 +1,98 @@
+"""Subcommands of the probing agent itself: run, once, check-config, schema, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    run = subparsers.add_parser("run", help="run the agent: scheduled probes, /metrics, status page")
+    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--region", help="region label (overrides agent.region and PROBE_AGENT_REGION)")
+    run.add_argument("--agent-id", help="agent label (overrides agent.id)")
+    run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
+    run.set_defaults(handler=_run)
+
+    once = subparsers.add_parser("once", help="run each (selected) probe once and print the results")
+    once.add_argument("--config", required=True, metavar="FILE")
+    once.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
+    once.add_argument("--format", choices=["table", "json", "junit"], default="table")
+    once.add_argument("--region")
+    once.set_defaults(handler=_once)
+
+    check = subparsers.add_parser("check-config", help="validate an agent.yaml")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=_check_config)
+
+    schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
+    schema.set_defaults(handler=_schema)
+
+    demo = subparsers.add_parser("demo", help="the bundled search API and an agent probing it, live")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="the agent's address")
+    demo.add_argument("--target-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+                      help="the demo search API's address (default: a free port)")
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    demo.add_argument("--drill", action="store_true",
+                      help="also run a fire drill with local prometheus and alertmanager binaries")
+    demo.set_defaults(handler=_demo)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from probes.agent import Agent, Overrides
+    from probes.daemon import serve, setup_logging
+
+    setup_logging()
+    agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
+    return asyncio.run(serve(agent))
+
+
+def _once(args: argparse.Namespace) -> int:
+    from probes import output
+    from probes.agent import Agent, Overrides
+    from probes.errors import UsageError
+
+    agent = Agent.from_file(args.config, Overrides(region=args.region))
+    names = args.probe
+    if names:
+        unknown = sorted(set(names) - {p.name for p in agent.config.probes})
+        if unknown:
+            known = ", ".join(p.name for p in agent.config.probes)
+            raise UsageError(f"unknown probe {', '.join(unknown)}; the config has: {known}")
+
+    async def go() -> list[Any]:
+        await agent.start(schedule=False)
+        try:
+            return await agent.run_once(names)
+        finally:
+            await agent.stop()
+
+    results = asyncio.run(go())
+    render = {"table": output.table, "json": output.as_json, "junit": output.junit}[args.format]
+    print(render(results))
+    return 0 if all(r.success for r in results) else 1
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from probes.config import load_config
+
+    config = load_config(args.file)
+    print(f"{args.file}: OK ({len(config.probes)} probes)")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from probes.config import json_schema
+
+    json.dump(json_schema(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from probes.demo.runner import run_demo
+
+    return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill))

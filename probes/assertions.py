@@ -1,0 +1,173 @@
+"""Checks of one HTTP response against an `expect:` block: status, latency, body regex, headers,
+JSONPath checks, JSON Schema, certificate expiry. The first failed check decides the reason."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from probes.certs import not_after
+from probes.config_base import Expect, JsonCheck
+from probes.http_client import HttpResponse
+from probes.jsonpaths import compile_path
+
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Verdict:
+    success: bool
+    reason: str | None = None
+    message: str = ""
+    degraded: bool = False
+
+
+OK = Verdict(True)
+
+
+class Failed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+class ResponseView:
+    """A response with its body decoded and parsed at most once, whatever the checks ask for."""
+
+    __slots__ = ("_json", "_text", "response")
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+        self._text: str | None = None
+        self._json: Any = _MISSING
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.response.text()
+        return self._text
+
+    def json(self) -> Any:
+        if self._json is _MISSING:
+            try:
+                self._json = json.loads(self.response.body)
+            except ValueError as exc:
+                raise Failed("assertion", f"response is not valid JSON: {exc}") from None
+        return self._json
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_json(check: JsonCheck, document: Any) -> None:
+    matches = [m.value for m in compile_path(check.path).find(document)]
+    op = check.operator
+    if op == "exists":
+        if bool(matches) != check.exists:
+            raise Failed("assertion", f"{check.path} {'matched nothing' if check.exists else 'exists'}")
+        return
+    if not matches:
+        raise Failed("assertion", f"{check.path} matched nothing")
+    first = matches[0]
+    if op == "all_equal":
+        bad = [m for m in matches if m != check.all_equal]
+        if bad:
+            raise Failed("assertion", f"{check.path}: {len(bad)} of {len(matches)} values are not "
+                                      f"{_short(check.all_equal)} (e.g. {_short(bad[0])})")
+    elif op == "equals" and first != check.equals:
+        raise Failed("assertion", f"{check.path} is {_short(first)}, expected {_short(check.equals)}")
+    elif op == "not_equals" and first == check.not_equals:
+        raise Failed("assertion", f"{check.path} is {_short(first)}")
+    elif op in ("gt", "lt"):
+        limit = check.gt if op == "gt" else check.lt
+        if not isinstance(first, int | float) or isinstance(first, bool):
+            raise Failed("assertion", f"{check.path} is {_short(first)}, not a number")
+        assert limit is not None
+        if (op == "gt" and not first > limit) or (op == "lt" and not first < limit):
+            raise Failed("assertion", f"{check.path} is {first}, expected {'>' if op == 'gt' else '<'} {limit:g}")
+    elif op == "contains":
+        if isinstance(first, str):
+            found = isinstance(check.contains, str) and check.contains in first
+        elif isinstance(first, list | dict):
+            found = check.contains in first
+        else:
+            found = False
+        if not found:
+            raise Failed("assertion", f"{check.path} ({_short(first)}) does not contain {_short(check.contains)}")
+    elif op == "matches":
+        assert check.matches is not None
+        if not _regex(check.matches).search(first if isinstance(first, str) else json.dumps(first)):
+            raise Failed("assertion", f"{check.path} ({_short(first)}) does not match /{check.matches}/")
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def check_response(expect: Expect, view: ResponseView) -> None:
+    """Everything but latency; raises Failed."""
+    resp = view.response
+    if expect.status is None:
+        if not 200 <= resp.status < 300:
+            raise Failed("status", f"status {resp.status}, expected 2xx")
+    elif resp.status not in expect.status:
+        raise Failed("status", f"status {resp.status}, expected one of {expect.status}")
+    for name, pattern in expect.headers.items():
+        value = resp.headers.get(name)
+        if value is None:
+            raise Failed("assertion", f"header {name} missing")
+        if not _regex(pattern).search(value):
+            raise Failed("assertion", f"header {name}: {value!r} does not match /{pattern}/")
+    if expect.body_matches is not None and not _regex(expect.body_matches).search(view.text):
+        raise Failed("assertion", f"body does not match /{expect.body_matches}/")
+    if expect.body_not_matches is not None and _regex(expect.body_not_matches).search(view.text):
+        raise Failed("assertion", f"body matches /{expect.body_not_matches}/")
+    if expect.json_checks:
+        document = view.json()
+        for check in expect.json_checks:
+            check_json(check, document)
+    if expect.json_schema is not None:
+        validator = _validator(json.dumps(expect.json_schema, sort_keys=True))
+        error = next(iter(validator.iter_errors(view.json())), None)
+        if error is not None:
+            where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+            raise Failed("assertion", f"schema: {where}: {error.message}")
+    if expect.cert_expires_after is not None and resp.cert_der is not None:
+        left = not_after(resp.cert_der) - time.time()
+        if left < expect.cert_expires_after:
+            raise Failed("tls", f"certificate expires in {left / 86400:.1f} days, "
+                                f"less than {expect.cert_expires_after / 86400:g} days")
+
+
+def check_latency(expect: Expect, elapsed: float) -> Verdict:
+    if expect.max_latency is not None and elapsed > expect.max_latency:
+        return Verdict(False, "latency", f"took {elapsed * 1000:.0f}ms, max_latency is "
+                                         f"{expect.max_latency * 1000:.0f}ms")
+    if expect.degraded_latency is not None and elapsed > expect.degraded_latency:
+        return Verdict(True, None, f"degraded: took {elapsed * 1000:.0f}ms, over "
+                                   f"{expect.degraded_latency * 1000:.0f}ms", degraded=True)
+    return OK
+
+
+def evaluate(expect: Expect, view: ResponseView, elapsed: float) -> Verdict:
+    try:
+        check_response(expect, view)
+    except Failed as failed:
+        return Verdict(False, failed.reason, failed.message)
+    return check_latency(expect, elapsed)

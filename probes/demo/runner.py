@@ -1,0 +1,71 @@
+"""`probe-agent demo`: the bundled search API and an agent probing it, with a live table of results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+import tempfile
+import time
+from importlib import resources
+
+from probes import output
+from probes.agent import Agent, Overrides
+from probes.config import load_config
+from probes.daemon import install_stop_signals, running_agent, setup_logging
+from probes.servers import start_server
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def write_demo_config(target_url: str, directory: str) -> str:
+    """The bundled demo.yaml with the target URL filled in, as a file (so /-/reload works on it)."""
+    text = resources.files("probes.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
+    path = os.path.join(directory, "demo.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text.replace("${DEMO_TARGET}", target_url))
+    return path
+
+
+async def _live_table(agent: Agent, stop: asyncio.Event, header: str, deadline: float | None) -> None:
+    tty = sys.stdout.isatty()
+    every = 1.0 if tty else 5.0
+    while not stop.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        results = [agent.latest[name] for name in agent.probers() if name in agent.latest]
+        body = output.table(results) if results else "(waiting for the first results...)"
+        print((CLEAR if tty else "") + header + "\n" + body + "\n", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def run_demo(listen: str, target_listen: str, duration: float | None, drill: bool) -> int:
+    from probes.demo.app import create_app as create_target
+
+    setup_logging(level=30)
+    token = secrets.token_urlsafe(12)
+    target = await start_server(create_target(admin_token=token), target_listen, fallback_to_free_port=True)
+    print(f"probe-agent: target listening on {target.url}", flush=True)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        with tempfile.TemporaryDirectory(prefix="probe-agent-demo-") as directory:
+            config_path = write_demo_config(target.url, directory)
+            agent = Agent(config_path, load_config(config_path), Overrides(listen=listen))
+            async with running_agent(agent, fallback_to_free_port=True) as server:
+                header = (f"probe-agent demo: status page {server.url}/  metrics {server.url}/metrics\n"
+                          f"demo search API {target.url}/api/search?q=laptop  fault API token: {token}\n"
+                          f"config {config_path} (edit it and POST {server.url}/-/reload)  Ctrl-C stops.\n")
+                if drill:
+                    from probes.drills.demo_drill import run_demo_drill
+
+                    print(header, flush=True)
+                    return await run_demo_drill(target.url, server.url, token)
+                deadline = time.monotonic() + duration if duration else None
+                await _live_table(agent, stop, header, deadline)
+    finally:
+        await target.stop()
+    return 0

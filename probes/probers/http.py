@@ -1,0 +1,81 @@
+"""The `http` probe: one request, checked against `expect:` (blackbox_exporter's http prober)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from probes.assertions import Failed, ResponseView, check_latency, check_response
+from probes.certs import not_after
+from probes.config import HttpProbeConfig, RequestFields, SearchProbeConfig
+from probes.http_client import RequestFailed
+from probes.probers.base import Prober, RunContext
+from probes.result import ProbeResult, Sample
+
+
+def request_arguments(cfg: RequestFields) -> dict[str, Any]:
+    """What HttpClient.request needs from a request block, computed once per probe."""
+    args: dict[str, Any] = {
+        "params": dict(cfg.params) or None,
+        "headers": dict(cfg.headers) or None,
+        "follow_redirects": cfg.follow_redirects,
+        "max_redirects": cfg.max_redirects,
+        "reuse_connections": cfg.reuse_connections,
+        "max_body_bytes": cfg.max_body_bytes or 4 * 1024 * 1024,
+    }
+    if cfg.json_body is not None:
+        args["json"] = cfg.json_body
+    elif cfg.form is not None:
+        args["data"] = dict(cfg.form)
+    elif cfg.body is not None:
+        args["data"] = cfg.body.encode()
+    return args
+
+
+class HttpProber(Prober):
+    type_name = "http"
+    config: HttpProbeConfig | SearchProbeConfig
+
+    def __init__(self, config: HttpProbeConfig | SearchProbeConfig) -> None:
+        super().__init__(config)
+        self._args = request_arguments(config)
+
+    def params_for(self, ctx: RunContext) -> dict[str, Any] | None:
+        params: dict[str, Any] | None = self._args["params"]
+        return params
+
+    def inspect(self, view: ResponseView) -> tuple[list[Sample], Failed | None]:
+        """Type-specific checks after the common ones; samples are exported even on failure."""
+        return [], None
+
+    async def run(self, ctx: RunContext) -> ProbeResult:
+        cfg = self.config
+        start = time.perf_counter()
+        args = {**self._args, "params": self.params_for(ctx)}
+        try:
+            resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
+        except RequestFailed as exc:
+            return ProbeResult.failure(cfg.name, cfg.type, exc.reason, exc.message,
+                                       time.perf_counter() - start, target=cfg.url)
+        view = ResponseView(resp)
+        samples: list[Sample] = []
+        result = ProbeResult(
+            probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
+            status_code=resp.status, phases=resp.phases, target=cfg.url, samples=samples,
+            cert_expiry=not_after(resp.cert_der) if resp.cert_der else None,
+        )
+        try:
+            check_response(cfg.expect, view)
+            found, failed = self.inspect(view)
+            samples.extend(found)
+            if failed is not None:
+                raise failed
+        except Failed as failed:
+            result.success, result.reason, result.message = False, failed.reason, failed.message
+            return result
+        verdict = check_latency(cfg.expect, resp.elapsed)
+        result.success, result.reason, result.message, result.degraded = (
+            verdict.success, verdict.reason, verdict.message, verdict.degraded)
+        if not result.message:
+            result.message = f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
+        return result

@@ -1,0 +1,78 @@
+"""The `search` probe: an http probe that also reads hits and total, checks `min_hits`, the golden-query
+canary `top_k_contains`, and the server-reported `took`; `queries:` rotate run by run."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from probes.assertions import Failed, ResponseView
+from probes.config import SearchProbeConfig
+from probes.jsonpaths import find
+from probes.probers.base import RunContext
+from probes.probers.http import HttpProber
+from probes.result import Sample
+
+_bust = itertools.count()
+
+
+def _total(value: Any) -> int | None:
+    if isinstance(value, dict):  # Elasticsearch's {"value": N, "relation": "eq"}
+        value = value.get("value")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+class SearchProber(HttpProber):
+    type_name = "search"
+    config: SearchProbeConfig
+
+    def params_for(self, ctx: RunContext) -> dict[str, Any] | None:
+        cfg = self.config
+        params = dict(self._args["params"] or {})
+        if cfg.queries:
+            params[cfg.query_param] = cfg.queries[ctx.run % len(cfg.queries)]
+        if cfg.cache_bust:
+            params["_cb"] = f"{id(self):x}{next(_bust)}"
+        return params or None
+
+    def inspect(self, view: ResponseView) -> tuple[list[Sample], Failed | None]:
+        expect = self.config.expect
+        document = view.json()
+        samples: list[Sample] = []
+        hits_found = find(expect.hits_path, document)
+        hits = hits_found[0] if hits_found and isinstance(hits_found[0], list) else None
+        totals = find(expect.total_path, document)
+        total = _total(totals[0]) if totals else None
+        if total is None and hits is None:
+            return samples, Failed("assertion", f"neither {expect.total_path} nor {expect.hits_path} "
+                                                "found in the response")
+        count = total if total is not None else len(hits or [])
+        samples.append(Sample("probe_search_hits", float(count), help="Hits (total) of the last search."))
+        failure: Failed | None = None
+        if expect.min_hits is not None and count < expect.min_hits:
+            failure = Failed("assertion", f"{count} hits, expected at least {expect.min_hits}")
+        elif expect.max_hits is not None and count > expect.max_hits:
+            failure = Failed("assertion", f"{count} hits, expected at most {expect.max_hits}")
+        if expect.top_k_contains:
+            window = (hits or [])[: expect.top_k] if expect.top_k else (hits or [])
+            ids = {str(h.get(expect.id_field)) for h in window if isinstance(h, dict)}
+            missing = [i for i in expect.top_k_contains if i not in ids]
+            recall = 1 - len(missing) / len(expect.top_k_contains)
+            samples.append(Sample("probe_search_top_k_recall", recall,
+                                  help="Share of top_k_contains ids found in the returned hits."))
+            if missing and failure is None:
+                failure = Failed("assertion", f"expected ids missing from the top {len(window)} hits: "
+                                              f"{', '.join(missing)}")
+        tooks = find(expect.took_path, document)
+        took = tooks[0] if tooks and isinstance(tooks[0], int | float) else None
+        if took is not None:
+            samples.append(Sample("probe_search_took_seconds", float(took) / 1000,
+                                  help="Server-reported search time of the last search."))
+        if expect.max_took_ms is not None and failure is None:
+            if took is None:
+                failure = Failed("assertion", f"{expect.took_path} not found in the response")
+            elif took > expect.max_took_ms:
+                failure = Failed("latency", f"server took {took:g}ms, max_took_ms is {expect.max_took_ms:g}")
+        return samples, failure

@@ -1,0 +1,102 @@
+"""When probes run: APScheduler's AsyncIOScheduler, one interval job per probe, a random first offset
+(1,000 probes must not fire in the same millisecond), no overlap of a probe with itself (a skipped run
+is counted), a global concurrency cap, and the schedule lag of every run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from probes.agent_metrics import AgentMetrics
+from probes.http_client import HttpClient
+from probes.probers.base import Prober, RunContext
+from probes.result import ProbeResult
+from probes.runner import run_probe
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, metrics: AgentMetrics, http: HttpClient, max_concurrency: int,
+                 on_result: Callable[[ProbeResult], None]) -> None:
+        self._metrics = metrics
+        self._http = http
+        self._on_result = on_result
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._probers: dict[str, Prober] = {}
+        self._runs: dict[str, int] = {}
+        self._planned: dict[str, float] = {}
+        self._scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
+            "max_instances": 1, "coalesce": True})
+        self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def set_max_concurrency(self, limit: int) -> None:
+        self._limit = asyncio.Semaphore(limit)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_SUBMITTED:
+            run_times = getattr(event, "scheduled_run_times", None)
+            if run_times:
+                self._planned[event.job_id] = run_times[-1].timestamp()
+        else:
+            self._metrics.missed(event.job_id)
+
+    def set_probes(self, probers: dict[str, Prober], reschedule: set[str]) -> list[Prober]:
+        """Make `probers` the running set; probes in `reschedule` (new or changed interval) get a new job.
+        Returns the probers that are no longer used, for the caller to close."""
+        retired = [p for name, p in self._probers.items() if probers.get(name) is not p]
+        for name in set(self._probers) - set(probers):
+            self._remove_job(name)
+        self._probers = dict(probers)
+        now = datetime.now(timezone.utc)
+        for name in reschedule:
+            self._remove_job(name)
+            interval = probers[name].config.every
+            first = now + timedelta(seconds=random.uniform(0, min(interval, 60.0)))
+            self._scheduler.add_job(self._job, IntervalTrigger(seconds=interval, start_date=first),
+                                    args=[name], id=name, name=name, misfire_grace_time=max(1, int(interval)))
+        return retired
+
+    def _remove_job(self, name: str) -> None:
+        if self._scheduler.get_job(name) is not None:
+            self._scheduler.remove_job(name)
+        self._planned.pop(name, None)
+
+    async def _job(self, name: str) -> None:
+        prober = self._probers.get(name)
+        if prober is None:
+            return
+        async with self._limit:
+            planned = self._planned.get(name)
+            if planned is not None:
+                self._metrics.schedule_lag.observe(max(0.0, time.time() - planned))
+            await self.run_now(prober)
+
+    async def run_limited(self, prober: Prober) -> ProbeResult:
+        async with self._limit:
+            return await self.run_now(prober)
+
+    async def run_now(self, prober: Prober) -> ProbeResult:
+        name = prober.name
+        run = self._runs.get(name, 0)
+        self._runs[name] = run + 1
+        result = await run_probe(prober, RunContext(run=run, timeout=prober.config.deadline, http=self._http))
+        try:
+            self._on_result(result)
+        except Exception:  # a sink bug must not stop the schedule
+            log.exception("delivering the result of %s failed", name)
+        return result
+
+    async def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

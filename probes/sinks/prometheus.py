@@ -1,0 +1,155 @@
+"""The Prometheus exporter as a sink (DESIGN §6): latest results rendered straight into the text format.
+
+prometheus-client's generic collectors render every sample on every scrape; with 1,000 probes that is
+tens of thousands of label sets. Here each write re-renders only that probe's lines, and a scrape joins
+cached strings, so a scrape stays cheap however many probes there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from probes.agent_metrics import AgentIdentity
+from probes.result import ProbeResult
+from probes.sinks.base import Sink
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BUCKET_LABELS = [repr(b) for b in LATENCY_BUCKETS]
+
+# name -> (type, help); the order here is the order on /metrics.
+FAMILIES: dict[str, tuple[str, str]] = {
+    "probe_success": ("gauge", "1 if the last run of the probe succeeded."),
+    "probe_duration_seconds": ("gauge", "Duration of the last run of the probe."),
+    "probe_degraded": ("gauge", "1 if the last run succeeded but was degraded (slower than degraded_latency)."),
+    "probe_http_status_code": ("gauge", "HTTP status code of the last response (0 if none)."),
+    "probe_http_duration_seconds": ("gauge", "Duration of the last HTTP request by phase."),
+    "probe_ssl_earliest_cert_expiry": ("gauge", "Expiry of the server certificate, as a unix timestamp."),
+    "probe_latency_seconds": ("histogram", "Duration of every run of the probe."),
+    "probe_runs_total": ("counter", "Runs of the probe by result."),
+    "probe_failures_total": ("counter", "Failed runs of the probe by reason."),
+    "probe_attempts_total": ("counter", "Attempts, retries included."),
+    "probe_last_run_timestamp_seconds": ("gauge", "When the last run of the probe started, as a unix timestamp."),
+    "probe_step_success": ("gauge", "1 if the step succeeded in the last run of a scripted probe."),
+    "probe_step_duration_seconds": ("gauge", "Duration of the step in the last run of a scripted probe."),
+}
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+@dataclass(slots=True)
+class _ProbeState:
+    labels: str
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    count: int = 0
+    total: float = 0.0
+    runs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
+    failures: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    lines: dict[str, str] = field(default_factory=dict)
+
+
+class PrometheusSink(Sink):
+    name = "prometheus"
+
+    def __init__(self, identity: AgentIdentity) -> None:
+        self._identity = identity
+        self._probes: dict[str, _ProbeState] = {}
+        self._sample_help: dict[str, str] = {}
+
+    def _state(self, probe: str, type_: str) -> _ProbeState:
+        state = self._probes.get(probe)
+        if state is None:
+            labels = (f'probe="{_escape(probe)}",type="{_escape(type_)}",'
+                      f'region="{_escape(self._identity.region)}",agent="{_escape(self._identity.agent)}"')
+            state = self._probes[probe] = _ProbeState(labels)
+            self._render_counters(state)
+        return state
+
+    def register(self, probe: str, type_: str) -> None:
+        """Export zeroed run counters before the first run, so rate() has a start."""
+        self._state(probe, type_)
+
+    def forget(self, probe: str) -> None:
+        self._probes.pop(probe, None)
+
+    def write(self, result: ProbeResult) -> None:
+        state = self._state(result.probe, result.type)
+        duration = result.duration_seconds
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if duration <= bound:
+                state.buckets[index] += 1
+        state.count += 1
+        state.total += duration
+        state.runs["success" if result.success else "failure"] += 1
+        if not result.success:
+            reason = result.reason or "error"
+            state.failures[reason] = state.failures.get(reason, 0) + 1
+        state.attempts += result.attempts
+        self._render(state, result)
+
+    def _render_counters(self, state: _ProbeState) -> None:
+        lab = state.labels
+        lines = state.lines
+        lines["probe_runs_total"] = "".join(
+            f'probe_runs_total{{{lab},result="{r}"}} {n}\n' for r, n in state.runs.items())
+        lines["probe_failures_total"] = "".join(
+            f'probe_failures_total{{{lab},reason="{_escape(r)}"}} {n}\n' for r, n in state.failures.items())
+        lines["probe_attempts_total"] = f"probe_attempts_total{{{lab}}} {state.attempts}\n"
+
+    def _render(self, state: _ProbeState, r: ProbeResult) -> None:
+        lab = state.labels
+        lines = state.lines
+        lines["probe_success"] = f"probe_success{{{lab}}} {1 if r.success else 0}\n"
+        lines["probe_duration_seconds"] = f"probe_duration_seconds{{{lab}}} {_num(r.duration_seconds)}\n"
+        lines["probe_degraded"] = f"probe_degraded{{{lab}}} {1 if r.degraded else 0}\n"
+        lines["probe_last_run_timestamp_seconds"] = f"probe_last_run_timestamp_seconds{{{lab}}} {_num(r.started_at)}\n"
+        if r.type != "elasticsearch":
+            lines["probe_http_status_code"] = f"probe_http_status_code{{{lab}}} {r.status_code}\n"
+            lines["probe_http_duration_seconds"] = "".join(
+                f'probe_http_duration_seconds{{{lab},phase="{p}"}} {_num(r.phases.get(p, 0.0))}\n' for p in PHASES)
+        if r.cert_expiry is not None:
+            lines["probe_ssl_earliest_cert_expiry"] = f"probe_ssl_earliest_cert_expiry{{{lab}}} {_num(r.cert_expiry)}\n"
+        else:
+            lines.pop("probe_ssl_earliest_cert_expiry", None)
+        # state.buckets are already cumulative: write() counts a run in every bucket it fits.
+        hist = [f'probe_latency_seconds_bucket{{{lab},le="{label}"}} {count}\n'
+                for label, count in zip(_BUCKET_LABELS, state.buckets, strict=True)]
+        hist.append(f'probe_latency_seconds_bucket{{{lab},le="+Inf"}} {state.count}\n')
+        hist.append(f"probe_latency_seconds_sum{{{lab}}} {_num(state.total)}\n")
+        hist.append(f"probe_latency_seconds_count{{{lab}}} {state.count}\n")
+        lines["probe_latency_seconds"] = "".join(hist)
+        self._render_counters(state)
+        if r.steps:
+            lines["probe_step_success"] = "".join(
+                f'probe_step_success{{{lab},step="{_escape(s.step)}"}} {1 if s.success else 0}\n' for s in r.steps)
+            lines["probe_step_duration_seconds"] = "".join(
+                f'probe_step_duration_seconds{{{lab},step="{_escape(s.step)}"}} {_num(s.duration_seconds)}\n'
+                for s in r.steps)
+        # Samples replace the previous run's: a gauge the last run did not report is gone.
+        for key in [k for k in lines if k not in FAMILIES]:
+            del lines[key]
+        for sample in r.samples:
+            extra = "".join(f',{k}="{_escape(v)}"' for k, v in sample.labels)
+            lines[sample.name] = lines.get(sample.name, "") + f"{sample.name}{{{lab}{extra}}} {_num(sample.value)}\n"
+            if sample.name not in self._sample_help:
+                self._sample_help[sample.name] = sample.help or sample.name.replace("_", " ")
+
+    def render(self) -> str:
+        states = list(self._probes.values())
+        out: list[str] = []
+        names = list(FAMILIES) + sorted(self._sample_help)
+        for name in names:
+            chunks = [s.lines[name] for s in states if name in s.lines and s.lines[name]]
+            if not chunks:
+                continue
+            kind, help_text = FAMILIES.get(name, ("gauge", self._sample_help.get(name, name)))
+            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+            out.extend(chunks)
+        return "".join(out)

@@ -1,0 +1,52 @@
+"""The agent's HTTP server: /metrics, / (status page), /-/healthy, /-/ready, POST /-/reload, /api/results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from probes.web.status_page import render_status_page
+
+if TYPE_CHECKING:
+    from probes.agent import Agent
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def create_app(agent: Agent) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
+        return Response(body, media_type=CONTENT_TYPE)
+
+    async def healthy(request: Request) -> Response:
+        return PlainTextResponse("probe-agent is healthy.\n")
+
+    async def ready(request: Request) -> Response:
+        if agent.ready:
+            return PlainTextResponse("probe-agent is ready.\n")
+        return PlainTextResponse("probe-agent is not ready.\n", status_code=503)
+
+    async def reload(request: Request) -> Response:
+        ok, message = await agent.reload()
+        return JSONResponse({"status": "success" if ok else "error", "message": message},
+                            status_code=200 if ok else 500)
+
+    async def results(request: Request) -> Response:
+        return JSONResponse([r.to_dict() for r in agent.latest.values()])
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(render_status_page(agent))
+
+    return Starlette(routes=[
+        Route("/", index),
+        Route("/metrics", metrics),
+        Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
+        Route("/-/ready", ready, methods=["GET", "HEAD"]),
+        Route("/-/reload", reload, methods=["POST", "PUT"]),
+        Route("/api/results", results),
+    ])
