@@ -1,0 +1,92 @@
+"""Drill reports for machines: the JSON of DESIGN §11, JUnit XML (one testcase per expected alert), and a
+plain-text summary for the terminal."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from probes.drills.results import AlertResult, Report
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def to_junit(report: Report) -> str:
+    suites = ET.Element("testsuites", name="probe-agent drill")
+    for drill in report.drills:
+        failures = sum(1 for a in drill.alerts if not a.passed and drill.error is None)
+        errors = len(drill.alerts) if drill.error else 0
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=drill.name,
+            tests=str(len(drill.alerts)),
+            failures=str(failures),
+            errors=str(errors),
+            timestamp=drill.started_at,
+        )
+        for alert in drill.alerts:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"drill.{drill.name}",
+                name=alert.alert,
+                time=f"{alert.firing or 0:.3f}",
+            )
+            if drill.error:
+                ET.SubElement(case, "error", message=drill.error).text = _details(alert)
+            elif not alert.passed:
+                ET.SubElement(case, "failure", message=alert.message or "failed").text = _details(alert)
+            ET.SubElement(case, "system-out").text = _details(alert)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _details(alert: AlertResult) -> str:
+    bound = alert.bound
+    return (
+        f"pending {_seconds(alert.pending)}, firing {_seconds(alert.firing)} "
+        f"(bound {_seconds(bound.firing if bound else None)}, within {alert.within:g}s), "
+        f"notified {_seconds(alert.notified)}, resolved {_seconds(alert.resolved)} after revert"
+    )
+
+
+def summary(report: Report) -> str:
+    lines = []
+    header = (
+        f"{'DRILL':<28} {'ALERT':<24} {'PENDING':>8} {'FIRING':>8} {'BOUND':>7} {'NOTIFIED':>9} "
+        f"{'RESOLVED':>9}  RESULT"
+    )
+    lines.append(header)
+    for drill in report.drills:
+        for alert in drill.alerts:
+            bound = _seconds(alert.bound.firing if alert.bound else None)
+            verdict = "ok" if alert.passed and drill.passed else "FAIL"
+            lines.append(
+                f"{drill.name[:28]:<28} {alert.alert[:24]:<24} {_seconds(alert.pending):>8} "
+                f"{_seconds(alert.firing):>8} {bound:>7} {_seconds(alert.notified):>9} "
+                f"{_seconds(alert.resolved):>9}  {verdict}"
+            )
+        if drill.error:
+            lines.append(f"  {drill.name}: error: {drill.error}")
+        for alert in drill.alerts:
+            if alert.message:
+                lines.append(f"  {drill.name}: {alert.alert}: {alert.message}")
+    passed = sum(1 for d in report.drills if d.passed)
+    lines.append(
+        f"{passed}/{len(report.drills)} drills passed"
+        + (f" (interrupted by {report.interrupted})" if report.interrupted else "")
+    )
+    return "\n".join(lines)
+
+
+def write(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")

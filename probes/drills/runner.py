@@ -1,0 +1,371 @@
+"""Run drills: preflight, inject, watch pending -> firing -> notified, revert in every case, watch resolution.
+
+Nothing is injected until every check passed for every selected drill (Prometheus reachable, each expected
+alert is a rule there, each injector reachable and accepting its token). SIGINT and SIGTERM stop the
+watching; the revert runs in `finally`, so the fault goes away before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+import httpx
+
+from probes.drills import bounds, injectors
+from probes.drills.alertmanager import AlertmanagerClient, route_timing
+from probes.drills.prometheus import (
+    ActiveAlert,
+    AlertRule,
+    PrometheusClient,
+    ScrapeTiming,
+    WatchError,
+    matches,
+)
+from probes.drills.receiver import Inbox, create_app
+from probes.drills.results import AlertResult, DrillResult, Report
+from probes.drills.spec import Drill, ExpectedAlert, LoadedDrills
+from probes.errors import ConfigError
+from probes.servers import AsgiServer, split_host_port
+
+NOTIFY_SLACK = 5.0  # a notification may take a moment past group_wait (webhook call, flush tick)
+
+
+@dataclass
+class _Env:
+    prometheus: PrometheusClient
+    alertmanager: AlertmanagerClient | None
+    am_config: dict[str, object] | None
+    timing: ScrapeTiming
+    rules: list[AlertRule]
+    inbox: Inbox | None
+    poll: float
+    out: TextIO
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_reason: str | None = None
+
+
+def _candidate_rules(rules: list[AlertRule], expected: ExpectedAlert) -> list[AlertRule]:
+    """Rules that can produce this alert: the name matches and no static label contradicts `labels`."""
+    return [
+        r
+        for r in rules
+        if r.name == expected.alert and all(r.labels.get(k, v) == v for k, v in expected.labels.items())
+    ]
+
+
+def check_rules(loaded: LoadedDrills, drills: list[Drill], rules: list[AlertRule]) -> None:
+    """Every expected alert must be an alerting rule in Prometheus; otherwise exit 2 before injecting."""
+    errors = []
+    names = sorted({r.name for r in rules})
+    for index, drill in enumerate(loaded.spec.drills):
+        if drill not in drills:
+            continue
+        for j, expected in enumerate(drill.expect):
+            loc = ("drills", index, "expect", j)
+            if expected.alert not in names:
+                known = ", ".join(names) if names else "none"
+                errors.append(
+                    loaded.error(
+                        (*loc, "alert"), f"no alerting rule {expected.alert!r} in Prometheus (known: {known})"
+                    )
+                )
+            elif not _candidate_rules(rules, expected):
+                statics = "; ".join(str(r.labels) for r in rules if r.name == expected.alert)
+                errors.append(
+                    loaded.error(
+                        (*loc, "labels"),
+                        f"no rule {expected.alert!r} has these labels (rule labels: {statics})",
+                    )
+                )
+    if errors:
+        raise ConfigError(errors)
+
+
+class Runner:
+    def __init__(self, loaded: LoadedDrills, out: TextIO | None = None) -> None:
+        self.loaded = loaded
+        self.out = out or sys.stderr
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run(self, names: list[str] | None = None) -> Report:
+        spec = self.loaded.spec
+        drills = [d for d in spec.drills if not names or d.name in names]
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as client:
+            prometheus = PrometheusClient(spec.prometheus, client)
+            await prometheus.check()
+            try:
+                rules = await prometheus.alerting_rules()
+                timing = await prometheus.timing()
+            except WatchError as exc:
+                from probes.errors import CannotRun
+
+                raise CannotRun(f"Prometheus at {spec.prometheus}: {exc}") from None
+            check_rules(self.loaded, drills, rules)
+            alertmanager = AlertmanagerClient(spec.alertmanager, client) if spec.alertmanager else None
+            am_config = await alertmanager.config() if alertmanager else None
+            built = [(d, injectors.build(d.fault, client)) for d in drills]
+            for _, injector in built:
+                await injector.check()
+
+            inbox: Inbox | None = None
+            receiver: AsgiServer | None = None
+            if spec.receiver is not None:
+                inbox = Inbox()
+                host, port = split_host_port(spec.receiver.listen)
+                receiver = AsgiServer(create_app(inbox), host, port)
+                await receiver.start()
+                self.say(f"probe-agent: receiver listening on {receiver.url}")
+            env = _Env(
+                prometheus, alertmanager, am_config, timing, rules, inbox, spec.poll_interval, self.out
+            )
+            report = Report()
+            with self._signals(env):
+                try:
+                    for drill, injector in built:
+                        if env.stop.is_set():
+                            break
+                        report.drills.append(await self._drill(env, drill, injector))
+                finally:
+                    if receiver is not None:
+                        await receiver.stop()
+            report.interrupted = env.stop_reason
+            return report
+
+    @contextlib.contextmanager
+    def _signals(self, env: _Env) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+
+        def stop(signame: str) -> None:
+            if env.stop_reason is None:
+                env.stop_reason = signame
+                self.say(f"drill: {signame} received: reverting the fault, then exiting")
+            env.stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop, sig.name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        try:
+            yield None
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _sleep(self, env: _Env) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(env.stop.wait(), env.poll)
+
+    async def _active(self, env: _Env, label: str) -> list[ActiveAlert] | None:
+        try:
+            return await env.prometheus.alerts()
+        except WatchError as exc:
+            self.say(f"[{label}] warning: {exc}")
+            return None
+
+    async def _drill(self, env: _Env, drill: Drill, injector: injectors.Injector) -> DrillResult:
+        result = DrillResult(
+            name=drill.name,
+            fault=injectors.describe(drill.fault),
+            alerts=[
+                AlertResult(
+                    alert=e.alert,
+                    labels=dict(e.labels),
+                    within=e.within,
+                    notify=e.notified,
+                    resolve_within=drill.resolve_within,
+                )
+                for e in drill.expect
+            ],
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        tag = drill.name
+        self.say(f"[{tag}] baseline: checking that no expected alert is already active")
+        baseline = await self._active(env, tag)
+        if baseline is None:
+            result.error = "could not read the baseline alerts from Prometheus; nothing injected"
+            result.judge()
+            return result
+        busy = [
+            f"{a.name} ({a.state})"
+            for e in drill.expect
+            for a in baseline
+            if a.name == e.alert and matches(a.labels, e.labels)
+        ]
+        if busy:
+            result.error = f"already active before injection: {', '.join(busy)}; nothing injected"
+            self.say(f"[{tag}] {result.error}")
+            result.judge()
+            return result
+
+        started = time.monotonic()
+        try:
+            self.say(f"[{tag}] injecting {drill.fault.injector} fault (ttl {drill.fault.ttl:g}s)")
+            result.injected = True
+            try:
+                result.fault_ref = await injector.inject(drill.fault)
+            except injectors.InjectError as exc:
+                result.error = f"inject failed: {exc}"
+                self.say(f"[{tag}] {result.error}")
+            else:
+                await self._watch_firing(env, drill, result, started)
+        finally:
+            # Shielded: a second signal must not interrupt the revert.
+            try:
+                await asyncio.shield(injector.revert())
+                result.reverted = time.monotonic() - started
+                self.say(f"[{tag}] +{result.reverted:5.1f}s fault reverted")
+            except injectors.InjectError as exc:
+                message = f"revert failed: {exc}; the fault expires by its TTL ({drill.fault.ttl:g}s)"
+                result.error = f"{result.error}; {message}" if result.error else message
+                self.say(f"[{tag}] {message}")
+        if result.reverted is not None and not env.stop.is_set():
+            await self._watch_resolution(env, drill, result, started + result.reverted)
+        if env.stop_reason and result.error is None:
+            result.error = f"interrupted by {env.stop_reason}; the fault was reverted"
+        self._set_bounds(env, drill, result)
+        result.judge()
+        verdict = "PASSED" if result.passed else "FAILED"
+        self.say(
+            f"[{tag}] {verdict}" + "".join(f"; {a.alert}: {a.message}" for a in result.alerts if a.message)
+        )
+        return result
+
+    def _group_wait(self, env: _Env, labels: dict[str, str]) -> float | None:
+        if env.am_config is None:
+            return None
+        return route_timing(env.am_config, labels).group_wait
+
+    def _notify_limit(self, env: _Env, expected: ExpectedAlert, labels: dict[str, str]) -> float:
+        if expected.notified_within is not None:
+            return expected.notified_within
+        wait = self._group_wait(env, labels)
+        return expected.within + (wait if wait is not None else 30.0) + NOTIFY_SLACK
+
+    async def _watch_firing(self, env: _Env, drill: Drill, result: DrillResult, started: float) -> None:
+        tag = drill.name
+        for alert, expected in zip(result.alerts, drill.expect, strict=True):
+            alert.notify_within = self._notify_limit(
+                env, expected, {"alertname": expected.alert, **expected.labels}
+            )
+        last_progress = started
+        while not env.stop.is_set():
+            now = time.monotonic() - started
+            active = await self._active(env, tag)
+            am_alerts: list[dict[str, str]] = []
+            if env.alertmanager is not None:
+                with contextlib.suppress(WatchError):
+                    am_alerts = await env.alertmanager.alerts()
+            for alert in result.alerts:
+                self._observe(env, tag, alert, active or [], am_alerts, started, now)
+            if all(self._firing_done(a, now) for a in result.alerts):
+                return
+            if time.monotonic() - last_progress >= 5:
+                last_progress = time.monotonic()
+                waiting = [a.alert for a in result.alerts if not self._firing_done(a, now)]
+                self.say(f"[{tag}] +{now:5.1f}s waiting for {', '.join(waiting)}")
+            await self._sleep(env)
+
+    def _observe(
+        self,
+        env: _Env,
+        tag: str,
+        alert: AlertResult,
+        active: list[ActiveAlert],
+        am_alerts: list[dict[str, str]],
+        started: float,
+        now: float,
+    ) -> None:
+        mine = [a for a in active if a.name == alert.alert and matches(a.labels, alert.labels)]
+        for state in ("pending", "firing"):
+            if any(a.state == state for a in mine) and getattr(alert, state) is None:
+                setattr(alert, state, now)
+                alert.seen_labels = next(a.labels for a in mine if a.state == state)
+                self.say(f"[{tag}] +{now:5.1f}s {alert.alert} {state}")
+        if alert.firing is not None and alert.pending is None:
+            alert.pending = alert.firing  # `for: 0`, or pending between two polls
+        if alert.alertmanager is None and any(
+            a.get("alertname") == alert.alert and matches(a, alert.labels) for a in am_alerts
+        ):
+            alert.alertmanager = now
+            self.say(f"[{tag}] +{now:5.1f}s {alert.alert} in Alertmanager")
+        if alert.notify and alert.notified is None and env.inbox is not None:
+            received = env.inbox.first("firing", alert.alert, alert.labels, started)
+            if received is not None:
+                alert.notified = received - started
+                self.say(f"[{tag}] +{alert.notified:5.1f}s {alert.alert} notified (firing)")
+
+    @staticmethod
+    def _firing_done(alert: AlertResult, now: float) -> bool:
+        fired = alert.firing is not None or now > alert.within
+        notified = not alert.notify or alert.notified is not None or now > (alert.notify_within or 0)
+        return fired and notified
+
+    async def _watch_resolution(self, env: _Env, drill: Drill, result: DrillResult, reverted: float) -> None:
+        tag = drill.name
+        started = reverted - (result.reverted or 0.0)
+        waiting = [a for a in result.alerts if a.was_active]
+        if not waiting:
+            return
+        self.say(f"[{tag}] waiting up to {drill.resolve_within:g}s for resolution")
+        while not env.stop.is_set():
+            now = time.monotonic() - reverted
+            active = await self._active(env, tag)
+            for alert in waiting:
+                if (
+                    active is not None
+                    and alert.resolved is None
+                    and not any(a.name == alert.alert and matches(a.labels, alert.labels) for a in active)
+                ):
+                    alert.resolved = now
+                    self.say(f"[{tag}] +{now:5.1f}s after revert: {alert.alert} resolved")
+                if (
+                    alert.notify
+                    and alert.notified is not None
+                    and alert.resolved_notified is None
+                    and env.inbox is not None
+                ):
+                    received = env.inbox.first("resolved", alert.alert, alert.labels, reverted)
+                    if received is not None:
+                        alert.resolved_notified = received - reverted
+                        self.say(
+                            f"[{tag}] +{alert.resolved_notified:5.1f}s after revert: "
+                            f"{alert.alert} notified (resolved)"
+                        )
+            if all(self._resolution_done(a) for a in waiting) or now > drill.resolve_within:
+                return
+            # A late firing notification still counts as seen for the report.
+            if env.inbox is not None:
+                for alert in waiting:
+                    if alert.notify and alert.notified is None:
+                        received = env.inbox.first("firing", alert.alert, alert.labels, started)
+                        if received is not None:
+                            alert.notified = received - started
+            await self._sleep(env)
+
+    @staticmethod
+    def _resolution_done(alert: AlertResult) -> bool:
+        if alert.resolved is None:
+            return False
+        return not (alert.notify and alert.notified is not None and alert.resolved_notified is None)
+
+    def _set_bounds(self, env: _Env, drill: Drill, result: DrillResult) -> None:
+        for alert, expected in zip(result.alerts, drill.expect, strict=True):
+            labels = alert.seen_labels or {"alertname": expected.alert, **expected.labels}
+            candidates = _candidate_rules(env.rules, expected)
+            group_wait = self._group_wait(env, labels)
+            computed = [bounds.compute(rule, env.timing, labels, group_wait) for rule in candidates]
+            if computed:
+                alert.bound = min(computed, key=lambda b: b.firing)
