@@ -1,0 +1,364 @@
+"""The `elasticsearch` probe type, through the official async client: `cluster_health`, a `search`, or
+index `freshness` (how long a new document takes to become searchable).
+
+One client per prober, built lazily inside the agent's event loop and kept for every run (building one
+costs an SSL context and a connection pool). The client's own retries are off: a run is one attempt,
+and the agent's `retries:` decides about more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit, urlunsplit
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, SerializationError, TlsError, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
+
+from probes.elasticsearch_config import CLUSTER_COLORS, ElasticsearchConnection, ElasticsearchProbeConfig
+from probes.probers.base import Prober, RunContext
+from probes.result import ProbeResult, Sample
+
+log = logging.getLogger(__name__)
+
+CANARY_DELETE_TIMEOUT = 5.0
+"""Seconds the delete of a canary may take after its run ended (also after a timeout or cancellation)."""
+
+HELP = {
+    "probe_elasticsearch_cluster_status": "1 for the cluster's current health colour, 0 for the others.",
+    "probe_elasticsearch_nodes": "Nodes in the cluster (last cluster_health run).",
+    "probe_elasticsearch_data_nodes": "Data nodes in the cluster (last cluster_health run).",
+    "probe_elasticsearch_unassigned_shards": "Unassigned shards (last cluster_health run).",
+    "probe_elasticsearch_active_shards_ratio": "Share of active shards, 0..1 (last cluster_health run).",
+    "probe_search_hits": "Hits (total) of the last search.",
+    "probe_elasticsearch_took_seconds": "Elasticsearch-reported `took` of the last search.",
+    "probe_index_freshness_seconds":
+        "Seconds from indexing a canary document until search returned it (on timeout: the time waited).",
+}
+
+
+def sample(name: str, value: float, labels: tuple[tuple[str, str], ...] = ()) -> Sample:
+    return Sample(name, float(value), labels, help=HELP[name])
+
+
+# ---- shared with the results sink ---------------------------------------------------------------------
+
+
+def ssl_context_for(conn: ElasticsearchConnection) -> ssl.SSLContext | None:
+    """The TLS settings of `tls:` as one context, or None for the client's defaults (and for http://)."""
+    if conn.tls is None or not conn.hosts[0].startswith("https://"):
+        return None
+    tls = conn.tls
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def make_client(conn: ElasticsearchConnection, *, request_timeout: float) -> AsyncElasticsearch:
+    """Raises OSError / ssl.SSLError / ValueError for unusable TLS files: callers report, not crash."""
+    options: dict[str, Any] = {
+        "request_timeout": request_timeout,
+        "max_retries": 0,
+        "retry_on_timeout": False,
+    }
+    if conn.api_key is not None:
+        options["api_key"] = conn.api_key
+    elif conn.username is not None and conn.password is not None:
+        options["basic_auth"] = (conn.username, conn.password)
+    context = ssl_context_for(conn)
+    if context is not None:
+        options["ssl_context"] = context
+    return AsyncElasticsearch(list(conn.hosts), **options)
+
+
+def public_url(host: str) -> str:
+    """A host URL without user:password, fit for results and logs."""
+    parts = urlsplit(host)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+@dataclass(slots=True)
+class Failure:
+    reason: str
+    message: str
+    status_code: int = 0
+
+
+def describe(exc: BaseException) -> Failure:
+    """What went wrong talking to Elasticsearch, as a probe reason (DESIGN §4) and a human message."""
+    if isinstance(exc, UnsupportedProductError):
+        return Failure("protocol", f"not Elasticsearch: {exc.message}", exc.meta.status)
+    if isinstance(exc, ApiError):
+        error = exc.body.get("error") if isinstance(exc.body, dict) else None
+        if isinstance(error, dict):
+            detail = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
+        else:
+            detail = str(error if error is not None else exc.message)[:200]
+        return Failure("status", f"HTTP {exc.meta.status}: {detail}", exc.meta.status)
+    if isinstance(exc, ConnectionTimeout):
+        return Failure("timeout", f"request timed out: {_cause(exc)}")
+    if isinstance(exc, TlsError):
+        return Failure("tls", f"TLS error: {_cause(exc)}")
+    if isinstance(exc, TransportConnectionError):
+        return Failure("connection", f"cannot connect: {_cause(exc)}")
+    if isinstance(exc, SerializationError):
+        return Failure("protocol", f"unreadable response: {exc.message}")
+    if isinstance(exc, TransportError):
+        return Failure("connection", str(exc))
+    if isinstance(exc, TimeoutError):
+        return Failure("timeout", "timed out")
+    return Failure("error", f"{type(exc).__name__}: {exc}")
+
+
+def _cause(exc: TransportError) -> str:
+    return str(exc.errors[0]) if exc.errors else str(exc.message)
+
+
+# ---- the prober ------------------------------------------------------------------------------------------
+
+
+class _Unexpected(Exception):
+    """The response is not what Elasticsearch sends; reason `protocol`."""
+
+
+class _CheckFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one run learned so far; a failure keeps the samples and status gathered before it."""
+
+    status_code: int = 0
+    path: str = ""
+    samples: list[Sample] = field(default_factory=list)
+    degraded: bool = False
+    message: str = ""
+    canary: tuple[str, str] | None = None
+    written_at: float = 0.0
+    acknowledged: bool = False
+
+
+class ElasticsearchProber(Prober):
+    type_name = "elasticsearch"
+    config: ElasticsearchProbeConfig
+
+    def __init__(self, config: ElasticsearchProbeConfig) -> None:
+        super().__init__(config)
+        self._client: AsyncElasticsearch | None = None
+        self._deletes: set[asyncio.Task[None]] = set()
+        self._leftovers: set[tuple[str, str]] = set()
+        """Canaries whose delete failed (Elasticsearch away); retried after the next run."""
+        self._checks: dict[str, Callable[[AsyncElasticsearch, _Run], Any]] = {
+            "cluster_health": self._cluster_health,
+            "search": self._search,
+            "freshness": self._freshness,
+        }
+
+    def _es(self) -> AsyncElasticsearch:
+        if self._client is None:
+            self._client = make_client(self.config, request_timeout=self.config.deadline)
+        return self._client
+
+    def _target(self, path: str) -> str:
+        return public_url(self.config.hosts[0]) + path
+
+    async def run(self, ctx: RunContext) -> ProbeResult:
+        cfg = self.config
+        started_at = time.time()
+        start = time.perf_counter()
+        state = _Run()
+        try:
+            client = self._es()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return ProbeResult.failure(cfg.name, cfg.type, "tls", f"cannot set up TLS: {exc}",
+                                       time.perf_counter() - start, started_at=started_at,
+                                       target=self._target(""))
+        failure: Failure | None = None
+        try:
+            async with asyncio.timeout(ctx.timeout):
+                await self._checks[cfg.check](client, state)
+        except TimeoutError:
+            failure = Failure("timeout", f"no answer within {ctx.timeout:g}s")
+            if state.acknowledged:
+                waited = time.perf_counter() - state.written_at
+                failure.message = f"canary not searchable after {waited:.2f}s"
+                state.samples.append(sample("probe_index_freshness_seconds", waited))
+        except _CheckFailed as exc:
+            failure = Failure(exc.reason, exc.message, state.status_code)
+        except _Unexpected as exc:
+            failure = Failure("protocol", f"unexpected response: {exc}", state.status_code)
+        except (ApiError, TransportError) as exc:
+            failure = describe(exc)
+        finally:
+            if state.canary is not None:
+                await self._remove_canaries(client, state.canary)
+        duration = time.perf_counter() - start
+        if failure is not None:
+            return ProbeResult.failure(cfg.name, cfg.type, failure.reason, failure.message, duration,
+                                       started_at=started_at,
+                                       status_code=failure.status_code or state.status_code,
+                                       samples=state.samples, target=self._target(state.path))
+        return ProbeResult(probe=cfg.name, type=cfg.type, success=True, duration_seconds=duration,
+                           message=state.message, degraded=state.degraded, started_at=started_at,
+                           status_code=state.status_code, samples=state.samples,
+                           target=self._target(state.path))
+
+    async def aclose(self) -> None:
+        if self._deletes:
+            await asyncio.wait(self._deletes, timeout=CANARY_DELETE_TIMEOUT)
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    # ---- cluster_health ------------------------------------------------------------------------------
+
+    async def _cluster_health(self, client: AsyncElasticsearch, state: _Run) -> None:
+        state.path = "/_cluster/health"
+        resp = await client.cluster.health()
+        state.status_code = resp.meta.status
+        body = resp.body
+        color = body.get("status") if isinstance(body, dict) else None
+        if color not in CLUSTER_COLORS:
+            raise _Unexpected(f"cluster health has no known status ({color!r})")
+        state.samples += [
+            sample("probe_elasticsearch_cluster_status", 1.0 if c == color else 0.0, (("color", c),))
+            for c in CLUSTER_COLORS
+        ]
+        for name, key in (("probe_elasticsearch_nodes", "number_of_nodes"),
+                          ("probe_elasticsearch_data_nodes", "number_of_data_nodes"),
+                          ("probe_elasticsearch_unassigned_shards", "unassigned_shards")):
+            if _is_number(body.get(key)):
+                state.samples.append(sample(name, body[key]))
+        if _is_number(body.get("active_shards_percent_as_number")):
+            state.samples.append(sample("probe_elasticsearch_active_shards_ratio",
+                                        body["active_shards_percent_as_number"] / 100))
+        facts = (f"cluster {color}, {body.get('number_of_nodes', '?')} nodes, "
+                 f"{body.get('unassigned_shards', '?')} unassigned shards")
+        expected = self.config.expect.cluster_status
+        if color not in expected:
+            # The request worked (HTTP 200); the cluster is not in an accepted state: an assertion failed.
+            raise _CheckFailed("assertion", f"{facts}; expected {' or '.join(expected)}")
+        state.degraded = color != "green"
+        state.message = facts
+
+    # ---- search --------------------------------------------------------------------------------------
+
+    async def _search(self, client: AsyncElasticsearch, state: _Run) -> None:
+        cfg = self.config
+        state.path = f"/{cfg.index or '_all'}/_search"
+        args: dict[str, Any] = {}
+        if cfg.index is not None:
+            args["index"] = cfg.index
+        if cfg.query is not None:
+            args["query"] = cfg.query
+        elif cfg.q is not None:
+            args["q"] = cfg.q
+        resp = await client.search(**args)
+        state.status_code = resp.meta.status
+        body = resp.body
+        total = _total_hits(body)
+        took = body.get("took") if isinstance(body, dict) else None
+        if total is None or not _is_number(took):
+            raise _Unexpected("a search response without hits.total or took")
+        state.samples += [sample("probe_search_hits", total),
+                          sample("probe_elasticsearch_took_seconds", took / 1000)]
+        expect = cfg.expect
+        if expect.min_hits is not None and total < expect.min_hits:
+            raise _CheckFailed("assertion", f"{total} hits, expected at least {expect.min_hits}")
+        if expect.max_took_ms is not None and took > expect.max_took_ms:
+            raise _CheckFailed("latency",
+                               f"Elasticsearch took {took:g}ms, max_took_ms is {expect.max_took_ms:g}")
+        shards = body.get("_shards") or {}
+        if body.get("timed_out") or shards.get("failed"):
+            state.degraded = True
+            state.message = (f"partial results: {shards.get('failed', 0)} of {shards.get('total', '?')} "
+                             f"shards failed{', timed out' if body.get('timed_out') else ''}; ")
+        state.message += f"{total} hits in {took:g}ms"
+
+    # ---- freshness -----------------------------------------------------------------------------------
+
+    async def _freshness(self, client: AsyncElasticsearch, state: _Run) -> None:
+        cfg = self.config
+        assert cfg.index is not None, "validated at load"
+        canary = f"{cfg.name}-{uuid.uuid4().hex}"
+        state.path = f"/{cfg.index}/_doc/{canary}"
+        state.canary = (cfg.index, canary)
+        document = {
+            "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "probe": {"name": cfg.name, "canary": True},
+            "message": "probe-agent freshness canary; deleted at the end of its run",
+        }
+        state.written_at = time.perf_counter()
+        resp = await client.index(index=cfg.index, id=canary, document=document, op_type="create")
+        state.status_code = resp.meta.status
+        state.acknowledged = True
+        state.path = f"/{cfg.index}/_search"
+        # A search, not a GET: GET by id is real-time and would not show when the document is searchable.
+        ids_query = {"ids": {"values": [canary]}}
+        while True:
+            found = await client.search(index=cfg.index, query=ids_query, size=0)
+            total = _total_hits(found.body)
+            if total is None:
+                raise _Unexpected("a search response without hits.total")
+            if total > 0:
+                break
+            await asyncio.sleep(cfg.freshness_poll)
+        freshness = time.perf_counter() - state.written_at
+        state.samples.append(sample("probe_index_freshness_seconds", freshness))
+        state.message = f"canary searchable after {freshness:.3f}s"
+        limit = cfg.expect.max_freshness
+        if limit is not None and freshness > limit:
+            raise _CheckFailed("latency",
+                               f"canary searchable after {freshness:.3f}s, max_freshness is {limit:g}s")
+
+    async def _remove_canaries(self, client: AsyncElasticsearch, canary: tuple[str, str]) -> None:
+        """Delete this run's canary and any left behind before, even while this run is being cancelled."""
+        targets = [canary, *self._leftovers]
+        self._leftovers.clear()
+        task = asyncio.create_task(self._delete(client, targets))
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
+        # Shielded: a cancelled run stops waiting here, but the delete still finishes in the background.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(task)
+
+    async def _delete(self, client: AsyncElasticsearch, targets: list[tuple[str, str]]) -> None:
+        quick = client.options(ignore_status=404, request_timeout=CANARY_DELETE_TIMEOUT)
+        for index, doc_id in targets:
+            try:
+                async with asyncio.timeout(CANARY_DELETE_TIMEOUT):
+                    await quick.delete(index=index, id=doc_id)
+            except (ApiError, TransportError, TimeoutError) as exc:
+                self._leftovers.add((index, doc_id))
+                log.warning("probe %s: could not delete canary %s/%s (%s); retrying after the next run",
+                            self.config.name, index, doc_id, describe(exc).message)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _total_hits(body: Any) -> int | None:
+    hits = body.get("hits") if isinstance(body, dict) else None
+    total = hits.get("total") if isinstance(hits, dict) else None
+    if isinstance(total, dict):  # {"value": N, "relation": "eq" | "gte"}
+        total = total.get("value")
+    return int(total) if _is_number(total) else None
