@@ -29,17 +29,21 @@ def write_demo_config(target_url: str, directory: str) -> str:
     return path
 
 
+def _print_table(agent: Agent, header: str, clear: bool) -> None:
+    results = [agent.latest[name] for name in agent.probers() if name in agent.latest]
+    body = output.table(results) if results else "(waiting for the first results...)"
+    print((CLEAR if clear else "") + header + "\n" + body + "\n", flush=True)
+
+
 async def _live_table(agent: Agent, stop: asyncio.Event, header: str, deadline: float | None) -> None:
     tty = sys.stdout.isatty()
     every = 1.0 if tty else 5.0
-    while not stop.is_set():
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        results = [agent.latest[name] for name in agent.probers() if name in agent.latest]
-        body = output.table(results) if results else "(waiting for the first results...)"
-        print((CLEAR if tty else "") + header + "\n" + body + "\n", flush=True)
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        _print_table(agent, header, tty)
+        wait = every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            await asyncio.wait_for(stop.wait(), wait)
+    _print_table(agent, header, tty)
 
 
 async def run_demo(listen: str, target_listen: str, duration: float | None, drill: bool) -> int:
