@@ -16,6 +16,7 @@ from probes.probers.base import RunContext
 from probes.probers.elasticsearch import ElasticsearchProber
 from probes.result import ProbeResult
 from tests.support.es_server import FakeElasticsearch
+from tests.support.processes import wait_until
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def es() -> Iterator[FakeElasticsearch]:
 
 def probe_config(es_url: str, **fields: Any) -> ElasticsearchProbeConfig:
     config = ElasticsearchProbeConfig.model_validate(
-        {"name": "es", "type": "elasticsearch", "hosts": [es_url], "interval": 10.0, "timeout": 2.0, **fields})
+        {"name": "es", "type": "elasticsearch", "hosts": [es_url], "interval": 10.0, "timeout": 2.0,
+         **fields})
     return config
 
 
@@ -193,8 +195,7 @@ def test_freshness_canary_deleted_when_the_run_is_cancelled(es: FakeElasticsearc
     async def scenario() -> None:
         ctx = RunContext(run=0, timeout=5.0, http=None)  # type: ignore[arg-type]
         task = asyncio.create_task(prober.run(ctx))
-        while not es.doc_ids("probe-canary"):
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(wait_until, lambda: es.doc_ids("probe-canary"), 3, 0.02, "the canary")
         task.cancel()  # what the scheduler does to an overrunning run
         with pytest.raises(asyncio.CancelledError):
             await task
