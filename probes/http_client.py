@@ -29,6 +29,8 @@ _clock = time.perf_counter
 
 class RequestFailed(Exception):
     def __init__(self, reason: str, message: str) -> None:
+        # One line, bounded: parser errors quote the offending bytes across several lines.
+        message = " ".join(message.split())[:300]
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -203,19 +205,23 @@ class HttpClient:
         max_body_bytes: int = 4 * 1024 * 1024,
     ) -> HttpResponse:
         """One request, body read up to `max_body_bytes`; raises RequestFailed with a reason."""
+        # Built before the clock starts: the first run would otherwise count loading the CA bundle
+        # (tens of milliseconds) as its connect phase.
+        session = self._session(reuse_connections)
+        ssl_context = self.ssl_for(tls)
         marks = _Marks(start=_clock())
         token = _marks.set(marks)
         headers_at = 0.0
         try:
             async with asyncio.timeout(timeout):
-                async with self._session(reuse_connections).request(
+                async with session.request(
                     method,
                     url,
                     params=params or None,
                     headers=headers or None,
                     json=json,
                     data=data,
-                    ssl=self.ssl_for(tls),
+                    ssl=ssl_context,
                     server_hostname=tls.server_name if tls else None,
                     allow_redirects=follow_redirects,
                     max_redirects=max_redirects,
