@@ -34,7 +34,7 @@ class AgentMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         labels = ["region", "agent"]
         self._labels = (identity.region, identity.agent)
-        self.registry.register(_InfoCollector(identity))  # type: ignore[arg-type]
+        self.registry.register(_InfoCollector(identity))
         self.schedule_lag = Histogram(
             "probe_agent_schedule_lag_seconds", "Actual start of a probe run minus its planned start.",
             labels, buckets=LAG_BUCKETS, registry=self.registry).labels(*self._labels)

@@ -208,7 +208,10 @@ class HttpClient:
         # Built before the clock starts: the first run would otherwise count loading the CA bundle
         # (tens of milliseconds) as its connect phase.
         session = self._session(reuse_connections)
-        ssl_context = self.ssl_for(tls)
+        try:
+            ssl_context = self.ssl_for(tls)
+        except (OSError, ssl.SSLError) as exc:
+            raise RequestFailed("tls", f"cannot load the TLS files: {exc}") from None
         marks = _Marks(start=_clock())
         token = _marks.set(marks)
         headers_at = 0.0

@@ -48,7 +48,7 @@ async def run_probe(prober: Prober, ctx: RunContext) -> ProbeResult:
     attempts = cfg.retries + 1
     result = await _attempt(prober, ctx)
     attempt = 1
-    while attempt < attempts and not (result.success != cfg.negative):
+    while attempt < attempts and result.success == cfg.negative:
         await asyncio.sleep(cfg.retry_delay)
         result = await _attempt(prober, ctx)
         attempt += 1

@@ -9,7 +9,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -33,7 +34,7 @@ class Scheduler:
         self._probers: dict[str, Prober] = {}
         self._runs: dict[str, int] = {}
         self._planned: dict[str, float] = {}
-        self._scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True})
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
@@ -58,7 +59,7 @@ class Scheduler:
         for name in set(self._probers) - set(probers):
             self._remove_job(name)
         self._probers = dict(probers)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for name in reschedule:
             self._remove_job(name)
             interval = probers[name].config.every

@@ -146,7 +146,7 @@ class PrometheusSink(Sink):
         out: list[str] = []
         names = list(FAMILIES) + sorted(self._sample_help)
         for name in names:
-            chunks = [s.lines[name] for s in states if name in s.lines and s.lines[name]]
+            chunks = [s.lines[name] for s in states if s.lines.get(name)]
             if not chunks:
                 continue
             kind, help_text = FAMILIES.get(name, ("gauge", self._sample_help.get(name, name)))

@@ -29,7 +29,8 @@ DEGRADED = json.dumps({
 
 def _response(status: int, body: bytes, content_type: str = "application/json",
               extra: dict[str, str] | None = None) -> bytes:
-    head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    head = (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n")
     for key, value in (extra or {}).items():
         head += f"{key}: {value}\r\n"
     return head.encode() + b"\r\n" + body

@@ -39,8 +39,8 @@ def test_compose_file_references_existing_files() -> None:
             assert (ROOT / "deploy" / source).exists(), source
 
 
-@pytest.mark.parametrize("name", ["probe_agent_info", "probe_agent_schedule_lag_seconds", "probe_agent_missed_runs_total",
-                                  "probe_agent_sink_dropped_total"])
+@pytest.mark.parametrize("name", ["probe_agent_info", "probe_agent_schedule_lag_seconds",
+                                  "probe_agent_missed_runs_total", "probe_agent_sink_dropped_total"])
 def test_agent_metric_names_used_by_the_dashboard_exist(name: str) -> None:
     from probes.agent_metrics import AgentIdentity, AgentMetrics
 
