@@ -1,0 +1,296 @@
+"""The `scripted` probe: ordered HTTP steps sharing the agent's client, values extracted from one
+response carried as `${name}` into later requests (log in, then search with the token).
+
+Everything that does not change between runs is worked out once per probe: each step's request
+arguments, which of its fields mention a variable (the others are passed through untouched), its
+extract rules. A run only fills in variables and checks responses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from probes.assertions import Failed, ResponseView, check_latency, check_response
+from probes.certs import not_after
+from probes.config import ExtractRule, ScriptedProbeConfig, Step
+from probes.http_client import HttpClient, HttpResponse, RequestFailed
+from probes.jsonpaths import compile_path
+from probes.probers.base import Prober, RunContext
+from probes.probers.http import request_arguments
+from probes.result import ProbeResult, StepResult
+
+# The same variable syntax as the environment interpolation in probes.yamlfile.
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+
+Render = Callable[[Mapping[str, Any]], Any]
+
+
+class _Unset(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _lookup(variables: Mapping[str, Any], name: str) -> Any:
+    try:
+        return variables[name]
+    except KeyError:
+        raise _Unset(name) from None
+
+
+def as_text(value: Any) -> str:
+    """How an extracted value reads inside a string: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def compile_template(value: Any, names: frozenset[str], *, keep_type: bool = False) -> Render | None:
+    """A function filling `${name}` (for `names` only) into `value`, or None when `value` has none.
+
+    `keep_type`: a string that is exactly one `${name}` becomes the extracted value itself (a JSON
+    body keeps a number a number); everywhere else values are rendered as text. Names outside `names`
+    stay literal: after load only a `$${X}` escape can produce such a `${X}`.
+    """
+    if isinstance(value, str):
+        parts = _VAR.split(value)  # literal, name, literal, name, ..., literal
+        if not any(name in names for name in parts[1::2]):
+            return None
+        if keep_type and len(parts) == 3 and parts[0] == parts[2] == "":
+            only = parts[1]
+            return lambda variables: _lookup(variables, only)
+        pieces: list[tuple[bool, str]] = []
+        for index, part in enumerate(parts):
+            is_var = index % 2 == 1 and part in names
+            text = part if index % 2 == 0 or is_var else "${" + part + "}"
+            if text or is_var:
+                pieces.append((is_var, text))
+
+        def render_text(variables: Mapping[str, Any]) -> str:
+            return "".join(as_text(_lookup(variables, p)) if is_var else p for is_var, p in pieces)
+
+        return render_text
+    if isinstance(value, dict):
+        renders = {k: compile_template(v, names, keep_type=keep_type) for k, v in value.items()}
+        if all(r is None for r in renders.values()):
+            return None
+        items = [(k, renders[k], v) for k, v in value.items()]
+        return lambda variables: {k: v if r is None else r(variables) for k, r, v in items}
+    if isinstance(value, list):
+        elements = [(compile_template(v, names, keep_type=keep_type), v) for v in value]
+        if all(r is None for r, _ in elements):
+            return None
+        return lambda variables: [v if r is None else r(variables) for r, v in elements]
+    return None
+
+
+@dataclass(slots=True)
+class _Extractor:
+    variable: str
+    rule: ExtractRule
+    path: Any = None
+    pattern: re.Pattern[str] | None = None
+
+    def extract(self, view: ResponseView) -> Any:
+        rule = self.rule
+        if self.path is not None:
+            try:
+                document = view.json()
+            except Failed as exc:
+                raise Failed("extract", f"extract {self.variable}: {exc.message}") from None
+            matches = self.path.find(document)
+            if not matches:
+                raise Failed("extract", f"extract {self.variable}: {rule.json_path} matched nothing")
+            return matches[0].value
+        if self.pattern is not None:
+            match = self.pattern.search(view.text)
+            if match is None:
+                raise Failed("extract", f"extract {self.variable}: /{rule.regex}/ matched nothing")
+            try:
+                return match.group(rule.group)
+            except IndexError:
+                raise Failed("extract", f"extract {self.variable}: /{rule.regex}/ has no group "
+                                        f"{rule.group}") from None
+        assert rule.header is not None
+        value = view.response.headers.get(rule.header)
+        if value is None:
+            raise Failed("extract", f"extract {self.variable}: header {rule.header} missing")
+        return value
+
+
+def _extractor(variable: str, rule: ExtractRule) -> _Extractor:
+    if rule.json_path is not None:
+        return _Extractor(variable, rule, path=compile_path(rule.json_path))
+    if rule.regex is not None:
+        # DOTALL|MULTILINE would surprise people used to grep; a plain search like body_matches.
+        return _Extractor(variable, rule, pattern=re.compile(rule.regex))
+    return _Extractor(variable, rule)
+
+
+class _PreparedStep:
+    """One step with everything that does not depend on the run worked out at build time."""
+
+    def __init__(self, step: Step, names: frozenset[str], producers: dict[str, str]) -> None:
+        req = step.request
+        self.config = step
+        self.name = step.name
+        self.method = req.method
+        self.url = req.url
+        self.args = request_arguments(req)
+        # aiohttp refuses bool query values; YAML `true` means the text most APIs expect.
+        if self.args["params"]:
+            self.args["params"] = {k: _param_text(v) for k, v in self.args["params"].items()}
+        self.renders: dict[str, Render] = {}
+        self.url_render = compile_template(req.url, names)
+        for key in ("params", "headers"):
+            render = compile_template(self.args[key], names)
+            if render is not None:
+                self.renders[key] = render
+        if req.json_body is not None:
+            render = compile_template(req.json_body, names, keep_type=True)
+            if render is not None:
+                self.renders["json"] = render
+        elif req.form is not None:
+            render = compile_template(dict(req.form), names)
+            if render is not None:
+                self.renders["data"] = render
+        elif req.body is not None:
+            body_render = compile_template(req.body, names)
+            if body_render is not None:
+                self.renders["data"] = lambda variables: str(body_render(variables)).encode()
+        self.extractors = [_extractor(name, rule) for name, rule in step.extract.items()]
+        # Which earlier step sets each variable this step might use: for a helpful message.
+        self.producers = producers
+
+    def request_for(self, variables: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """URL and request arguments for this run; raises _Unset for a variable not extracted."""
+        url = self.url if self.url_render is None else self.url_render(variables)
+        if not self.renders:
+            return url, self.args
+        args = dict(self.args)
+        for key, render in self.renders.items():
+            args[key] = render(variables)
+        return url, args
+
+    def unset_message(self, name: str) -> str:
+        producer = self.producers.get(name)
+        if producer is None:
+            return f"${{{name}}} is not extracted by any earlier step"
+        return f"${{{name}}} is not set: step {producer}, which extracts it, did not succeed"
+
+
+def _param_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+@dataclass(slots=True)
+class _Outcome:
+    result: StepResult
+    response: HttpResponse | None = None
+
+
+class ScriptedProber(Prober):
+    type_name = "scripted"
+    config: ScriptedProbeConfig
+
+    def __init__(self, config: ScriptedProbeConfig) -> None:
+        super().__init__(config)
+        names = frozenset(name for step in config.steps for name in step.extract)
+        self._steps: list[_PreparedStep] = []
+        producers: dict[str, str] = {}
+        for step in config.steps:
+            self._steps.append(_PreparedStep(step, names, dict(producers)))
+            for name in step.extract:
+                producers[name] = step.name
+        self._target = config.steps[0].request.url
+
+    async def run(self, ctx: RunContext) -> ProbeResult:
+        cfg = self.config
+        start = time.perf_counter()
+        # One deadline for the whole script: each step gets what the earlier ones left.
+        deadline = start + ctx.timeout
+        variables: dict[str, Any] = {}
+        steps: list[StepResult] = []
+        phases = dict.fromkeys(PHASES, 0.0)
+        cert_expiry: float | None = None
+        status_code = 0
+        failed: StepResult | None = None
+        for step in self._steps:
+            if failed is not None and not step.config.always_run:
+                steps.append(StepResult(step.name, False, 0.0, "skipped",
+                                        f"skipped: step {failed.step} failed", optional=step.config.optional))
+                continue
+            outcome = await self._run_step(step, ctx.http, variables, deadline, ctx.timeout)
+            steps.append(outcome.result)
+            resp = outcome.response
+            if resp is not None:
+                for phase, seconds in resp.phases.items():
+                    phases[phase] = phases.get(phase, 0.0) + seconds
+                if resp.cert_der is not None:
+                    expiry = not_after(resp.cert_der)
+                    cert_expiry = expiry if cert_expiry is None else min(cert_expiry, expiry)
+                if failed is None:
+                    status_code = resp.status
+            if not outcome.result.success and not step.config.optional and failed is None:
+                failed = outcome.result
+                status_code = outcome.result.status_code
+        duration = time.perf_counter() - start
+        result = ProbeResult(
+            probe=cfg.name, type=cfg.type, success=failed is None, duration_seconds=duration,
+            status_code=status_code, phases=phases, cert_expiry=cert_expiry, steps=steps, target=self._target,
+        )
+        if failed is not None:
+            result.reason = failed.reason
+            result.message = f"step {failed.step}: {failed.message}"
+            return result
+        # What made it degraded leads, as in the http probe's message.
+        notes = [f"step {s.step} {s.message}" for s in steps if s.success and s.degraded][:1]
+        result.degraded = bool(notes)
+        notes.append(f"{len(steps)} steps in {duration * 1000:.1f}ms")
+        notes += [f"optional step {s.step} failed: {s.message}" for s in steps if not s.success]
+        result.message = "; ".join(notes)
+        return result
+
+    async def _run_step(self, step: _PreparedStep, http: HttpClient, variables: dict[str, Any],
+                        deadline: float, timeout: float) -> _Outcome:
+        cfg = step.config
+        started = time.perf_counter()
+        try:
+            url, args = step.request_for(variables)
+        except _Unset as unset:
+            return _Outcome(StepResult(step.name, False, 0.0, "extract", step.unset_message(unset.name),
+                                       optional=cfg.optional))
+        left = deadline - started
+        if left <= 0:
+            return _Outcome(StepResult(step.name, False, 0.0, "timeout",
+                                       f"not started: the probe's {timeout:g}s timeout was used up",
+                                       optional=cfg.optional))
+        try:
+            resp = await http.request(step.method, url, timeout=left, tls=self.config.tls, **args)
+        except RequestFailed as exc:
+            message = exc.message
+            if exc.reason == "timeout":
+                message = f"{message} (the probe's {timeout:g}s timeout covers all steps)"
+            return _Outcome(StepResult(step.name, False, time.perf_counter() - started, exc.reason, message,
+                                       optional=cfg.optional))
+        result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
+        view = ResponseView(resp)
+        try:
+            check_response(cfg.expect, view)
+            for extractor in step.extractors:
+                variables[extractor.variable] = extractor.extract(view)
+        except Failed as failure:
+            result.success, result.reason, result.message = False, failure.reason, failure.message
+            return _Outcome(result, resp)
+        verdict = check_latency(cfg.expect, resp.elapsed)
+        result.success, result.reason, result.degraded = verdict.success, verdict.reason, verdict.degraded
+        result.message = verdict.message or f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
+        return _Outcome(result, resp)
