@@ -9,7 +9,6 @@ and the agent's `retries:` decides about more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -32,6 +31,9 @@ log = logging.getLogger(__name__)
 
 CANARY_DELETE_TIMEOUT = 5.0
 """Seconds the delete of a canary may take after its run ended (also after a timeout or cancellation)."""
+CANARY_DELETE_WAIT = 0.25
+"""Seconds a run waits for its delete before returning; a slower delete goes on in the background, so the
+run still ends within the agent's hard deadline (timeout + 0.5s) and reports its own result."""
 
 HELP = {
     "probe_elasticsearch_cluster_status": "1 for the cluster's current health colour, 0 for the others.",
@@ -336,9 +338,9 @@ class ElasticsearchProber(Prober):
         task = asyncio.create_task(self._delete(client, targets))
         self._deletes.add(task)
         task.add_done_callback(self._deletes.discard)
-        # Shielded: a cancelled run stops waiting here, but the delete still finishes in the background.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(task)
+        # asyncio.wait never cancels the task: if this run is cancelled or the wait ends first, the delete
+        # still finishes in the background (aclose waits for it).
+        await asyncio.wait([task], timeout=CANARY_DELETE_WAIT)
 
     async def _delete(self, client: AsyncElasticsearch, targets: list[tuple[str, str]]) -> None:
         quick = client.options(ignore_status=404, request_timeout=CANARY_DELETE_TIMEOUT)
