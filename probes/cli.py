@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from probes import __version__
-from probes.errors import CannotRun, UsageError
+from probes.errors import CannotRun, ConfigError, UsageError
 
 # Feature packages add their own subcommands through `add_parser(subparsers)`; each such module
 # must stay cheap to import (no locust, no elasticsearch at import time).
@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handler: Handler = args.handler
         return handler(args)
+    except ConfigError as exc:
+        # Already `FILE:LINE: field.path: message`, one per line, the form editors jump to.
+        print(exc, file=sys.stderr)
+        return exc.exit_code
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

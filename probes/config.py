@@ -225,6 +225,10 @@ def _precheck(doc: yamlfile.Document) -> list[str]:
 
 def _apply_defaults_and_check(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
     errors = []
+    if config.defaults.timeout > config.defaults.interval:
+        errors.append(doc.error(("defaults", "timeout"),
+                                f"timeout ({config.defaults.timeout:g}s) is longer than the interval "
+                                f"({config.defaults.interval:g}s): runs would overlap"))
     seen: dict[str, int] = {}
     for index, probe in enumerate(config.probes):
         if probe.name in seen:
@@ -234,6 +238,7 @@ def _apply_defaults_and_check(config: AgentConfig, doc: yamlfile.Document) -> li
         if probe.interval is None:
             probe.interval = config.defaults.interval
         if probe.timeout is None:
+            # An inherited timeout shrinks to fit a shorter interval; one the probe sets must fit.
             probe.timeout = min(config.defaults.timeout, probe.interval)
         if probe.interval <= 0:
             errors.append(doc.error(("probes", index, "interval"), "interval must be greater than 0"))

@@ -41,7 +41,11 @@ BAD = [
      9, "probes[1].name", "duplicate probe name 'api-health'"),
     ("timeout-over-interval", GOOD.replace("defaults: {interval: 30s, timeout: 10s}",
                                            "defaults: {interval: 5s, timeout: 10s}"),
-     4, "probes[0].timeout", "longer than the interval"),
+     2, "defaults.timeout", "longer than the interval"),
+    ("probe-timeout-over-interval", GOOD.replace("    url: http://127.0.0.1:8000/health\n",
+                                                 "    url: http://127.0.0.1:8000/health\n    interval: 1s\n"
+                                                 "    timeout: 3s\n"),
+     8, "probes[0].timeout", "longer than the interval"),
     ("invalid-yaml", GOOD.replace("    type: search", "   type: search"),
      10, "(yaml)", "invalid YAML"),
     ("bad-regex", GOOD.replace("max_latency: 500ms}", "body_matches: '(unclosed'}"),
