@@ -71,3 +71,21 @@ def serve_asgi(app: Any) -> Iterator[str]:
         with contextlib.suppress(Exception):
             loop.call(server.stop())
         loop.close()
+
+
+def run_agent(config_path: str, times: int = 1) -> tuple[list[list[Any]], str]:
+    """Every probe of the config `times` times in this process, as `once` would, through the real Agent;
+    returns each round's ProbeResults and the agent's /metrics text afterwards."""
+    from probes.agent import Agent, Overrides
+
+    agent = Agent.from_file(config_path, Overrides())
+
+    async def go() -> list[list[Any]]:
+        await agent.start(schedule=False)
+        try:
+            return [await agent.run_once() for _ in range(times)]
+        finally:
+            await agent.stop()
+
+    rounds = asyncio.run(go())
+    return rounds, agent.prometheus.render()

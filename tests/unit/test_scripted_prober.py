@@ -45,9 +45,9 @@ class FakeHttp:
         return await answer
 
 
-def prober(steps_yaml: str, timeout: str = "5s") -> ScriptedProber:
+def prober(steps_yaml: str, timeout: str = "5s", env: dict[str, str] | None = None) -> ScriptedProber:
     text = f"probes:\n  - name: flow\n    type: scripted\n    timeout: {timeout}\n    steps:\n{steps_yaml}"
-    probe = parse_config(text, "agent.yaml", env={}).probes[0]
+    probe = parse_config(text, "agent.yaml", env=env or {}).probes[0]
     assert isinstance(probe, ScriptedProbeConfig)
     return ScriptedProber(probe)
 
@@ -148,6 +148,14 @@ def test_variables_reach_url_params_headers_json_form_and_body() -> None:
     assert args["json"] == {"id": 17, "label": "blue-banana"}
     assert http.calls[2][2]["data"] == {"word": "banana"}
     assert http.calls[3][2]["data"] == b"id=17"
+
+
+def test_environment_variables_keep_working_beside_extracted_ones() -> None:
+    steps = LOGIN_SEARCH.replace('headers: {Authorization: "Bearer ${token}"}',
+                                 'headers: {Authorization: "Bearer ${token}", X-Region: "${REGION}"}')
+    http = FakeHttp(login_search)
+    assert run(prober(steps, env={"REGION": "eu-west-1", "token": "from-env"}), http).success
+    assert http.calls[1][2]["headers"] == {"Authorization": "Bearer t-123", "X-Region": "eu-west-1"}
 
 
 def test_a_failing_second_step_names_the_step_and_skips_the_rest() -> None:
