@@ -200,7 +200,7 @@ def _watch_errors(environment: Any, thresholds: list[Threshold], config: PluginC
             _state.aborted = (
                 f"{worst.expr} breached for {config.abort_grace_seconds:g}s (observed {worst.observed:g}%)"
             )
-            logger.error("probe-agent: --abort-on-fail: %s, stopping the test", _state.aborted)
+            logger.error("--abort-on-fail: %s, stopping the test", _state.aborted)
             runner.quit()
             return
 
