@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -57,10 +58,15 @@ def bundled_rules_dir() -> Path:
     return directory
 
 
-def shorten_rules(source: Path, target: Path, for_: str = "2s") -> list[Path]:
-    """Copy every rule file from `source` into `target` with each alert's `for:` set to `for_`.
+_RANGE = re.compile(r"\[(\d+[smhdwy])(\s*:\s*\d*[smhdwy]*)?\]")
 
-    The expressions stay exactly as shipped: the drill tests the rules users deploy, only faster.
+
+def shorten_rules(source: Path, target: Path, for_: str = "2s", range_: str | None = "10s") -> list[Path]:
+    """Copy every rule file from `source` into `target`, scaled down in time for a fast drill.
+
+    Each alert's `for:` becomes `for_`, and each range window (`[5m]`) becomes `range_`, so that an alert
+    also resolves within seconds of the revert instead of when a five-minute window has drained. The
+    expressions are otherwise exactly as shipped: the drill tests the rules users deploy, only faster.
     """
     target.mkdir(parents=True, exist_ok=True)
     written = []
@@ -71,6 +77,8 @@ def shorten_rules(source: Path, target: Path, for_: str = "2s") -> list[Path]:
                 if "alert" in rule and rule.get("for"):
                     rule["for"] = for_
                 rule.pop("keep_firing_for", None)
+                if range_ is not None:
+                    rule["expr"] = _RANGE.sub(f"[{range_}]", str(rule["expr"]))
         out = target / path.name
         out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         written.append(out)
@@ -160,6 +168,7 @@ class LocalStack:
             if alertmanager is not None:
                 am_port = self._start_alertmanager(alertmanager)
             self._start_prometheus(prometheus, am_port)
+            self.wait_for_first_scrapes()
         except BaseException:
             self.stop()
             raise
@@ -226,6 +235,22 @@ class LocalStack:
                 self.prometheus_url = f"http://127.0.0.1:{port}"
                 return
         raise CannotRun(f"prometheus did not start: {self.log_tail('prometheus')}")
+
+    def wait_for_first_scrapes(self, timeout: float = 30) -> None:
+        """Block until every target was scraped once (up or down).
+
+        Prometheus applies discovered targets at most every 5 s, so the first scrape comes seconds after
+        /-/ready; a drill injected before it would have no baseline sample for a rate().
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                targets = httpx.get(f"{self.prometheus_url}/api/v1/targets", timeout=2).json()["data"]
+                scraped = {t["labels"].get("job") for t in targets["activeTargets"] if t["health"] != "unknown"}
+                if set(self.scrape) <= scraped:
+                    return
+            time.sleep(0.2)
+        raise CannotRun(f"Prometheus did not scrape {', '.join(self.scrape)} within {timeout:g}s")
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
