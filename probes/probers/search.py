@@ -66,6 +66,8 @@ class SearchProber(HttpProber):
                 failure = Failed("assertion", f"expected ids missing from the top {len(window)} hits: "
                                               f"{', '.join(missing)}")
         tooks = find(expect.took_path, document)
+        if not tooks and "took_path" not in expect.model_fields_set:
+            tooks = find("$.took", document)  # Elasticsearch's own name, passed through by many APIs
         took = tooks[0] if tooks and isinstance(tooks[0], int | float) else None
         if took is not None:
             samples.append(Sample("probe_search_took_seconds", float(took) / 1000,

@@ -77,6 +77,11 @@ probes:
     url: "{{u}}/search"
     params: {{{{probe: took-path, q: laptop, shape: es, took: 7}}}}
     expect: {{{{max_took_ms: 5, took_path: "$.took", total_path: "$.hits.total", hits_path: "$.hits.hits"}}}}
+  - name: took-default-paths
+    type: search
+    url: "{{u}}/search"
+    params: {{{{probe: took-default-paths, q: laptop, shape: es, took: 9}}}}
+    expect: {{{{max_took_ms: 5, total_path: "$.hits.total", hits_path: "$.hits.hits"}}}}
   - name: rotation
     type: search
     url: "{{u}}/search"
@@ -129,6 +134,10 @@ def test_took_path_reads_elasticsearch_style_took(results: dict[str, dict[str, A
     failed = results["took-path"]
     assert (failed["success"], failed["reason"], failed["message"]) == (
         False, "latency", "server took 7ms, max_took_ms is 5")
+    # Without took_path, `took_ms` and then Elasticsearch's `took` are looked for.
+    default = results["took-default-paths"]
+    assert (default["success"], default["reason"], default["message"]) == (
+        False, "latency", "server took 9ms, max_took_ms is 5")
 
 
 def test_queries_file_rotates_and_cache_bust_makes_every_request_unique(
