@@ -242,7 +242,9 @@ class ScriptedProber(Prober):
             if not outcome.result.success and not step.config.optional and failed is None:
                 failed = outcome.result
                 status_code = outcome.result.status_code
-        duration = time.perf_counter() - start
+        # Like the http probe's duration: time spent on requests, not on our own checks between them,
+        # so that the phases add up to it.
+        duration = sum(s.duration_seconds for s in steps)
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=failed is None, duration_seconds=duration,
             status_code=status_code, phases=phases, cert_expiry=cert_expiry, steps=steps, target=self._target,

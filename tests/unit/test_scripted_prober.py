@@ -314,6 +314,7 @@ def test_phases_and_status_add_up_over_steps_and_the_earliest_certificate_wins()
     result = run(prober(LOGIN_SEARCH), FakeHttp(handler))
     assert result.success
     assert result.phases == pytest.approx({k: 2 * v for k, v in PHASES.items()})
+    assert result.duration_seconds == pytest.approx(2 * 0.007)  # the steps' request time: phases add up to it
     assert result.cert_expiry == not_after(soon)
 
 
