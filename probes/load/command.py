@@ -271,6 +271,8 @@ def handle(args: argparse.Namespace) -> int:
         if not stats_path.exists():
             raise CannotRun(_no_stats_message(outcome))
         raw = reports.load_raw(stats_path)
+    if outcome.interrupted:
+        print("probe-agent load: interrupted; judging the run so far", file=sys.stderr, flush=True)
     return _judge(raw, thresholds, options)
 
 

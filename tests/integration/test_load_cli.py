@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -217,3 +218,47 @@ def test_scenario_runs_with_plain_locust(target: Target, marker: dict[str, str])
     assert done.returncode == 0, done.stderr[-2000:]
     entries = {entry["name"]: entry for entry in json.loads(done.stdout)}
     assert entries["search"]["num_requests"] > 0 and entries["search"]["num_failures"] == 0
+
+
+def test_master_and_remote_worker(target: Target, marker: dict[str, str], tmp_path: Path) -> None:
+    """`--master --expect-workers N` / `--worker --master-host H`: the shape of a run over several machines.
+
+    The worker is told nothing about the rate: it learns it from the master, so --rate holds overall.
+    """
+    from probes.load.launcher import free_port
+
+    port, report = free_port(), tmp_path / "load.json"
+    master = subprocess.Popen(
+        cli("load", "--master", "--expect-workers", "1", "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(port), "--scenario", "search", "--host", target.url, "--users", "3",
+            "--run-time", "2s", "--rate", "15", "--report-json", str(report)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **marker},
+    )  # fmt: skip
+    try:
+        worker = run_cli("load", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+                         "--scenario", "search", timeout=60, env=marker)
+        output, _ = master.communicate(timeout=60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+    assert master.returncode == 0, output
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    doc = json.loads(report.read_text())
+    assert doc["stats"]["requests"] > 0 and doc["stats"]["failures"] == 0
+    assert 8 <= doc["stats"]["rps"] <= 25, doc["stats"]
+
+
+def test_sigterm_stops_gracefully_with_reports(target: Target, marker: dict[str, str], tmp_path: Path) -> None:
+    """A cancelled CI job: SIGTERM to probe-agent alone stops its master and workers, reports still come."""
+    report = tmp_path / "load.json"
+    command = cli("load", "--scenario", "health", "--host", target.url, "--users", "2", "--run-time", "60s",
+                  "--workers", "1", "--metrics-listen", "127.0.0.1:0", "--report-json", str(report))
+    with started(command, expect=["load metrics"], env=marker) as run:
+        url = run.urls["load metrics"]
+        wait_until(lambda: (sample_value(scrape(url), "probe_load_requests_total", {"name": "health"}) or 0) > 0,
+                   timeout=15, what="requests from the worker")
+        os.kill(run.proc.pid, signal.SIGTERM)
+        assert run.proc.wait(timeout=20) == 0, run.text()
+    assert "interrupted" in run.text()
+    assert json.loads(report.read_text())["stats"]["requests"] > 0

@@ -1,0 +1,216 @@
+"""Benchmark of `probe-agent load` (issue 5): run by hand, not collected by pytest.
+
+    python tests/benchmarks/bench_load.py [--seconds 10] [--users 20] [--repeat 2] [--json out.json]
+
+Against nginx on a free loopback port (a temp config serving static JSON shaped like the demo API),
+with the bundled `search` scenario and the same user count everywhere:
+
+1. bare `locust` headless, run by hand, vs `probe-agent load` (with --metrics-listen, scraped every
+   second): the wrapper and its metrics must keep >= 0.95 of Locust's requests/s;
+2. `probe-agent load --workers 2` vs `--workers 1`: >= 1.6x the requests/s on a 2-core machine;
+3. wrk on the search endpoint, as the physical reference of what the machine can push.
+
+Runs alternate and repeat (best of --repeat) because other work on the machine adds noise.
+Exit 0 when both ratios hold, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+WRK = os.environ.get("WRK_BIN", "/usr/bin/wrk")
+
+SEARCH_JSON = json.dumps({
+    "total": 2, "took_ms": 1,
+    "hits": [
+        {"id": "sku-00042", "title": "Aurora Pro 14 Laptop", "score": 7.1, "category": "laptops", "price": 1299.0},
+        {"id": "sku-00007", "title": "Nimbus Neo Phone", "score": 3.2, "category": "phones", "price": 699.0},
+    ],
+})  # fmt: skip
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fcgi;
+  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    default_type application/json;
+    location /api/search {{ return 200 '{search}'; }}
+    location /api/categories {{ return 200 '{{"categories":[{{"name":"laptops"}},{{"name":"phones"}}]}}'; }}
+    location /api/items/ {{ return 200 '{{"id":"sku-00042","title":"Aurora Pro 14 Laptop"}}'; }}
+    location /health {{ return 200 '{{"status":"healthy","components":[]}}'; }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def nginx() -> Iterator[str]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-nginx-"))
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, search=SEARCH_JSON))
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(workdir)], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not start: {proc.stderr.read() if proc.stderr else ''!r}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bare_locust(url: str, users: int, seconds: int) -> float:
+    """Locust as a user runs it by hand; rps computed like Locust's own total (first stat to last request)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "scenarios/search.py", "--headless", "-u", str(users),
+         "-r", str(users), "-t", f"{seconds}s", "--host", url, "--only-summary", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=seconds + 60,
+    )  # fmt: skip
+    entries = json.loads(done.stdout)
+    requests = sum(entry["num_requests"] for entry in entries)
+    start = min(entry["start_time"] for entry in entries)
+    last = max(entry["last_request_timestamp"] or 0 for entry in entries)
+    return requests / (last - start)
+
+
+def _scrape_forever(output: list[str], stop: threading.Event) -> None:
+    """Scrape /metrics every second, as Prometheus would, so its cost is part of the measurement."""
+    url = None
+    while not stop.is_set():
+        if url is None:
+            for line in list(output):
+                if match := re.search(r"load metrics listening on (\S+)", line):
+                    url = match.group(1)
+        else:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(url, timeout=2).read()
+        stop.wait(1.0 if url else 0.1)
+
+
+def probe_agent(url: str, users: int, seconds: int, workers: int | None = None, metrics: bool = True) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "load.json"
+        argv = [sys.executable, "-m", "probes", "load", "--scenario", "search", "--host", url,
+                "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
+                "--report-json", str(report)]  # fmt: skip
+        if workers:
+            argv += ["--workers", str(workers)]
+        if metrics:
+            argv += ["--metrics-listen", "127.0.0.1:0"]
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        output: list[str] = []
+        stop = threading.Event()
+        scraper = threading.Thread(target=_scrape_forever, args=(output, stop), daemon=True)
+        scraper.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+        proc.wait(seconds + 120)
+        stop.set()
+        scraper.join(5)
+        if not report.exists():
+            raise RuntimeError("probe-agent load wrote no report:\n" + "".join(output[-30:]))
+        return float(json.loads(report.read_text())["stats"]["rps"])
+
+
+def wrk(url: str, seconds: int, connections: int) -> float:
+    done = subprocess.run(
+        [WRK, "-t", "2", "-c", str(connections), "-d", f"{seconds}s", f"{url}/api/search?q=laptop&limit=10"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    )
+    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output:\n{done.stdout}{done.stderr}")
+    return float(match.group(1))
+
+
+def best(runs: list[float]) -> float:
+    return max(runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    options = parser.parse_args()
+    results: dict[str, list[float]] = {"locust": [], "probe_agent": [], "workers_1": [], "workers_2": []}
+    runs: list[tuple[str, Callable[[str], float]]] = [
+        ("locust", lambda url: bare_locust(url, options.users, options.seconds)),
+        ("probe_agent", lambda url: probe_agent(url, options.users, options.seconds)),
+        ("workers_1", lambda url: probe_agent(url, options.users, options.seconds, workers=1, metrics=False)),
+        ("workers_2", lambda url: probe_agent(url, options.users, options.seconds, workers=2, metrics=False)),
+    ]
+    print(f"{os.cpu_count()} cores, {options.users} users, {options.seconds}s per run, best of {options.repeat}")
+    with nginx() as url:
+        for round_number in range(options.repeat):
+            for name, run in runs:
+                rps = run(url)
+                results[name].append(rps)
+                print(f"  round {round_number + 1}: {name:<12} {rps:10.1f} req/s", flush=True)
+        reference = wrk(url, options.seconds, connections=options.users)
+    summary = {
+        "cores": os.cpu_count(),
+        "users": options.users,
+        "seconds": options.seconds,
+        "rps": {name: round(best(values), 1) for name, values in results.items()},
+        "runs": {name: [round(v, 1) for v in values] for name, values in results.items()},
+        "wrk_rps": round(reference, 1),
+    }
+    rps = summary["rps"]
+    assert isinstance(rps, dict)
+    wrapper_ratio = rps["probe_agent"] / rps["locust"]
+    scale_ratio = rps["workers_2"] / rps["workers_1"]
+    summary["wrapper_ratio"] = round(wrapper_ratio, 3)
+    summary["workers_ratio"] = round(scale_ratio, 3)
+    print(f"bare locust             {rps['locust']:10.1f} req/s")
+    print(f"probe-agent load        {rps['probe_agent']:10.1f} req/s  ratio {wrapper_ratio:.3f} (goal >= 0.95)")
+    print(f"probe-agent --workers 1 {rps['workers_1']:10.1f} req/s")
+    print(f"probe-agent --workers 2 {rps['workers_2']:10.1f} req/s  ratio {scale_ratio:.3f} (goal >= 1.6)")
+    print(f"wrk (reference)         {reference:10.1f} req/s")
+    if options.json:
+        options.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0 if wrapper_ratio >= 0.95 and scale_ratio >= 1.6 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
