@@ -169,6 +169,7 @@ def test_proxy_injector_against_a_real_upstream(env: Env, tmp_path: Path) -> Non
 
 def _long_drill(env: Env, tmp_path: Path, ttl: str) -> Path:
     # Never fires (nobody calls the path), so the drill waits until it is signalled or killed.
+    wait_quiet(env.stack.prometheus_url)  # the baseline check must pass for anything to be injected
     fault = error_fault(env.target, TOKEN, path="^/nobody-calls-this", ttl=ttl)
     return write_drills(tmp_path / "d.yaml", env.stack, [_drill(env, "long", fault, [
         {"alert": "HighErrorRate", "within": "60s"}])])
