@@ -28,6 +28,11 @@ from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
 log = logging.getLogger(__name__)
+# The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
+# agent's INFO level that is a line per probe run and bulk, and during an outage a warning per run and retry.
+# Probe results and the sink's own once-per-outage lines already say what matters.
+logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
 
 CANARY_DELETE_TIMEOUT = 5.0
 """Seconds the delete of a canary may take after its run ended (also after a timeout or cancellation)."""

@@ -329,7 +329,7 @@ class ElasticsearchSink(Sink):
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            log.warning("elasticsearch sink: writing again after %.0fs", time.monotonic() - self._down_since)
+            log.info("elasticsearch sink: writing again after %.0fs", time.monotonic() - self._down_since)
             self._down_since = None
 
 
