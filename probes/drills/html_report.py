@@ -16,7 +16,7 @@ from probes.drills.results import AlertResult, DrillResult, Report
 WIDTH = 860
 LEFT = 170
 RIGHT = 30
-ROW = 34
+ROW = 40
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -115,6 +115,15 @@ def _alert_row(alert: AlertResult, reverted: float | None, y: float, x: object) 
         )
         out.append(f'<text x="{x(high) + 3:.1f}" y="{y + 15}" fill="#2356a8">bound</text>')
     resolved_at = None if reverted is None or alert.resolved is None else reverted + alert.resolved
+    span_end = (WIDTH - RIGHT)
+    if x(alert.within) < span_end:
+        out.append(f'<line x1="{x(alert.within):.1f}" y1="{y - 13}" x2="{x(alert.within):.1f}" y2="{y + 13}" '
+                   f'stroke="#b3261e" stroke-dasharray="2,2"><title>within {alert.within:g} s</title></line>')
+        out.append(f'<text x="{x(alert.within) + 3:.1f}" y="{y - 8}" fill="#b3261e">within</text>')
+    if alert.firing is None:
+        out.append(f'<text x="{LEFT + 6}" y="{y + 4}" fill="#b3261e">never fired</text>')
+    else:
+        out.append(f'<text x="{x(alert.firing):.1f}" y="{y - 9}" text-anchor="middle">{alert.firing:.1f}s</text>')
     if alert.pending is not None:
         stop = alert.firing if alert.firing is not None else (resolved_at or reverted or 0.0)
         stop = max(stop, alert.pending)
