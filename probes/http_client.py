@@ -230,6 +230,9 @@ class HttpClient:
                     max_redirects=max_redirects,
                 ) as resp:
                     headers_at = _clock()
+                    cert_der = marks.cert_der
+                    if cert_der is None and reuse_connections:
+                        cert_der = _reused_peer_cert(resp)
                     body = await _read_capped(resp, max_body_bytes)
                     end = _clock()
                     return HttpResponse(
@@ -239,7 +242,7 @@ class HttpClient:
                         url=str(resp.url),
                         elapsed=end - marks.start,
                         phases=_phases(marks, headers_at, end),
-                        cert_der=marks.cert_der,
+                        cert_der=cert_der,
                     )
         except TimeoutError:
             stage = "waiting for the response body" if headers_at else "waiting for response headers"
@@ -259,6 +262,22 @@ class HttpClient:
             if session is not None:
                 await session.close()
         self._fresh = self._reuse = None
+
+
+def _reused_peer_cert(resp: aiohttp.ClientResponse) -> bytes | None:
+    """The certificate of a kept-alive connection: no handshake in this request marked it, and without
+    it cert_expires_after would pass unchecked and the expiry metric would vanish."""
+    # A small body arrives with the headers and releases the connection at once, so `resp.connection`
+    # is often None already; the protocol (and its transport) stays referenced by the response.
+    protocol = getattr(resp, "_protocol", None)  # not `or`: an empty ResponseHandler is falsy
+    if protocol is None and resp.connection is not None:
+        protocol = resp.connection.protocol
+    transport = protocol.transport if protocol is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:

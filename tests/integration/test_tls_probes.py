@@ -78,6 +78,12 @@ probes:
     url: "{s.soon}/"
     tls: {{ca_file: "{s.soon_cert.ca_file}"}}
     expect: {{cert_expires_after: 2d}}
+  - name: expiring-kept-alive
+    type: http
+    url: "{s.soon}/"
+    reuse_connections: true
+    tls: {{ca_file: "{s.soon_cert.ca_file}"}}
+    expect: {{cert_expires_after: 14d}}
   - name: client-cert
     type: http
     url: "{s.mtls}/"
@@ -180,3 +186,12 @@ def test_expiry_metric_matches_the_certificate_and_phases_add_up(config: Path, s
     assert float(expiry["scripted-https"]) == servers.good_cert.not_after
     assert "untrusted" not in expiry
     assert re.search(r'probe_failures_total\{probe="expiring",[^}]*reason="tls"\} 1\n', metrics)
+
+
+def test_a_kept_alive_connection_still_has_its_certificate_checked(config: Path, servers: Servers) -> None:
+    rounds, metrics = run_agent(str(config), times=3)
+    kept = [r for results in rounds for r in results if r.probe == "expiring-kept-alive"]
+    assert [r.reason for r in kept] == ["tls", "tls", "tls"]
+    assert kept[1].phases["connect"] == 0  # the connection was reused: no handshake in this run
+    assert all(r.cert_expiry == servers.soon_cert.not_after for r in kept)
+    assert re.search(r'probe_ssl_earliest_cert_expiry\{probe="expiring-kept-alive",[^}]*\} ', metrics)
