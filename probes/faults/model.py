@@ -1,0 +1,149 @@
+"""The one fault model (DESIGN §9), shared by the demo target, the proxy and the drill runner.
+
+A fault says what to do (`type`), to which requests (`match`, `probability`) and for how long
+(`ttl`): every fault expires by itself, so a crashed drill cannot leave a service broken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from probes.durations import Duration, format_duration
+
+FaultType = Literal["latency", "error", "abort", "timeout", "unready"]
+FAULT_TYPES: tuple[str, ...] = ("latency", "error", "abort", "timeout", "unready")
+
+DEFAULT_TTL = 120.0
+# Long enough for any drill, short enough that a forgotten fault heals within the hour.
+MAX_TTL = 3600.0
+MAX_BODY = 64 * 1024
+
+# Readiness and health endpoints as services usually name them; liveness is left alone on purpose:
+# an unready service is still alive, and restarting it is not what the drill is about.
+_HEALTH_PATH = re.compile(r"^(/.*)?/(-/)?(health|healthz|healthy|ready|readyz|readiness)(/|$)")
+_LIVENESS_PATH = re.compile(r"/(live|livez|liveness)/?$")
+
+
+def is_health_path(path: str) -> bool:
+    """True for the health/readiness endpoints an `unready` fault answers for."""
+    return bool(_HEALTH_PATH.match(path)) and not _LIVENESS_PATH.search(path)
+
+
+def _compile(pattern: str, what: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression for {what} {pattern!r}: {exc}") from None
+
+
+class FaultMatch(BaseModel):
+    """Which requests a fault applies to; every given condition must hold (regexes use search)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(None, description="regex searched in the request path, e.g. ^/api/search")
+    method: str | None = Field(None, description="HTTP method, e.g. GET (case-insensitive)")
+    headers: dict[str, str] = Field(default_factory=dict, description="header name -> regex of its value")
+
+    _path_re: re.Pattern[str] | None = PrivateAttr(None)
+    _header_res: tuple[tuple[str, re.Pattern[str]], ...] = PrivateAttr(())
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compile(value, "path")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z]+", value):
+            raise ValueError(f"invalid HTTP method {value!r}")
+        return value.upper()
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"invalid header name {name!r}")
+            _compile(pattern, f"header {name}")
+        return {name.lower(): pattern for name, pattern in value.items()}
+
+    def model_post_init(self, __context: object) -> None:
+        self._path_re = re.compile(self.path) if self.path is not None else None
+        self._header_res = tuple((name, re.compile(p)) for name, p in self.headers.items())
+
+    def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """`headers` must look names up case-insensitively (aiohttp's and Starlette's do)."""
+        if self.method is not None and method.upper() != self.method:
+            return False
+        if self._path_re is not None and not self._path_re.search(path):
+            return False
+        for name, pattern in self._header_res:
+            value = headers.get(name)
+            if value is None or not pattern.search(value):
+                return False
+        return True
+
+
+class Fault(BaseModel):
+    """A fault as POSTed to `/-/faults` (JSON) or written in a drill spec (YAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: FaultType
+    match: FaultMatch = Field(default_factory=FaultMatch)
+    probability: float = Field(1.0, ge=0.0, le=1.0, description="share of matching requests affected")
+    latency: Duration | None = Field(None, description="added delay, for type latency")
+    status: int = Field(503, ge=100, le=599, description="response status, for type error and unready")
+    body: str | None = Field(None, max_length=MAX_BODY, description="response body, for type error and unready")
+    ttl: Duration = Field(DEFAULT_TTL, description="the fault removes itself after this long")
+
+    @field_validator("ttl")
+    @classmethod
+    def _check_ttl(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive: every fault expires by itself")
+        if value > MAX_TTL:
+            raise ValueError(f"must be at most {format_duration(MAX_TTL)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_latency(self) -> Fault:
+        if self.type == "latency":
+            if self.latency is None or self.latency <= 0:
+                raise ValueError("latency: a latency fault needs a positive latency, e.g. 300ms")
+            if self.latency > self.ttl:
+                raise ValueError("latency: must not be longer than the fault's ttl")
+        return self
+
+    def applies_to(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        if self.type == "unready" and not is_health_path(path):
+            return False
+        return self.match.matches(method, path, headers)
+
+
+def describe_validation_error(exc: ValidationError) -> list[str]:
+    """pydantic errors as `field.path: message` lines, the form used for every user input."""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {message}" if loc else message)
+    return lines
