@@ -1,0 +1,51 @@
+"""`probe-agent target`: the demo search API alone (DESIGN §8), with its fault API when given a token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "target",
+        help="serve the bundled demo search API",
+        description="Serve the demo search API (/api/search, /health, /auth/token, /metrics). "
+        "With an admin token, its fault API /-/faults is on.",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT",
+                        help="address to listen on (default 127.0.0.1:8000; port 0 picks a free one)")
+    parser.add_argument("--admin-token", metavar="TOKEN",
+                        help=f"bearer token of the fault API /-/faults (default: ${TOKEN_ENV}; none: API off)")
+    parser.set_defaults(handler=run_target)
+
+
+def run_target(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from probes.servers import split_host_port
+
+    host, port = split_host_port(args.listen)
+    token = args.admin_token or os.environ.get(TOKEN_ENV) or None
+    return asyncio.run(_serve(host, port, token))
+
+
+async def _serve(host: str, port: int, token: str | None) -> int:
+    from probes.demo.app import create_app
+    from probes.faults.lifecycle import wait_for_stop_signal
+    from probes.servers import AsgiServer
+
+    server = AsgiServer(create_app(token), host, port)
+    await server.start()
+    try:
+        print(f"probe-agent: target listening on {server.url}", flush=True)
+        state = f"on at {server.url}/-/faults (bearer token)" if token else f"off (no --admin-token or ${TOKEN_ENV})"
+        print(f"probe-agent: fault API {state}", file=sys.stderr, flush=True)
+        await wait_for_stop_signal()
+    finally:
+        await server.stop()
+    return 0
