@@ -1,0 +1,82 @@
+"""`probe-agent proxy`: the fault-injecting reverse proxy with its control listener (DESIGN §9)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "proxy",
+        help="fault-injecting reverse proxy in front of one upstream",
+        description="Forward every request to --upstream, applying the faults posted to the control "
+        "listener's /-/faults (bearer --token); the control listener also serves /metrics.",
+    )
+    parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="address clients connect to")
+    parser.add_argument("--upstream", required=True, metavar="URL", help="base URL to forward to, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--control", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="address of the fault API and /metrics (default 127.0.0.1:0, a free port)")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help=f"bearer token of the fault API (default: ${TOKEN_ENV}; none: fault API off)")
+    parser.set_defaults(handler=run_proxy)
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from probes.errors import UsageError
+    from probes.servers import split_host_port
+
+    listen = split_host_port(args.listen)
+    control = split_host_port(args.control)
+    upstream = _check_upstream(args.upstream, UsageError)
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    return asyncio.run(_serve(listen, control, upstream, token))
+
+
+def _check_upstream(text: str, error: type[Exception]) -> str:
+    from yarl import URL
+
+    try:
+        url = URL(text)
+    except ValueError as exc:
+        raise error(f"invalid --upstream {text!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise error(f"invalid --upstream {text!r}: expected http(s)://HOST[:PORT][/PREFIX]")
+    if url.query_string or url.fragment:
+        raise error(f"invalid --upstream {text!r}: no query or fragment, please")
+    return text
+
+
+async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: str, token: str | None) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from probes.faults.control import create_control_app
+    from probes.faults.lifecycle import wait_for_stop_signal
+    from probes.faults.proxy import FaultProxy, ProxyMetrics
+    from probes.faults.store import FaultStore
+    from probes.servers import AsgiServer
+
+    store = FaultStore()
+    registry = CollectorRegistry()
+    proxy = FaultProxy(upstream, store, host=listen[0], port=listen[1], metrics=ProxyMetrics(registry, store))
+    control_server = AsgiServer(create_control_app(store, token, registry), *control)
+    await proxy.start()
+    try:
+        await control_server.start()
+        try:
+            print(f"probe-agent: proxy listening on {proxy.url}", flush=True)
+            print(f"probe-agent: control listening on {control_server.url}", flush=True)
+            if not token:
+                print(f"probe-agent: fault API off (no --token or ${TOKEN_ENV})", file=sys.stderr, flush=True)
+            await wait_for_stop_signal()
+        finally:
+            await control_server.stop()
+    finally:
+        await proxy.stop()
+    return 0
