@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, SerializationError, TlsError, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
@@ -36,6 +37,8 @@ logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
 
 CANARY_DELETE_TIMEOUT = 5.0
 """Seconds the delete of a canary may take after its run ended (also after a timeout or cancellation)."""
+MAX_LEFTOVER_CANARIES = 100
+"""Canaries whose delete failed, remembered for a later run (bounded: an outage must not grow memory)."""
 CANARY_DELETE_WAIT = 0.25
 """Seconds a run waits for its delete before returning; a slower delete goes on in the background, so the
 run still ends within the agent's hard deadline (timeout + 0.5s) and reports its own result."""
@@ -314,7 +317,12 @@ class ElasticsearchProber(Prober):
             "message": "probe-agent freshness canary; deleted at the end of its run",
         }
         state.written_at = time.perf_counter()
-        resp = await client.index(index=cfg.index, id=canary, document=document, op_type="create")
+        try:
+            resp = await client.index(index=cfg.index, id=canary, document=document, op_type="create")
+        except (ApiError, TransportConnectionError) as exc:
+            if _not_written(exc):
+                state.canary = None  # nothing to delete: Elasticsearch never took the document
+            raise
         state.status_code = resp.meta.status
         state.acknowledged = True
         state.path = f"/{cfg.index}/_search"
@@ -349,14 +357,26 @@ class ElasticsearchProber(Prober):
 
     async def _delete(self, client: AsyncElasticsearch, targets: list[tuple[str, str]]) -> None:
         quick = client.options(ignore_status=404, request_timeout=CANARY_DELETE_TIMEOUT)
-        for index, doc_id in targets:
+        for position, (index, doc_id) in enumerate(targets):
             try:
                 async with asyncio.timeout(CANARY_DELETE_TIMEOUT):
                     await quick.delete(index=index, id=doc_id)
             except (ApiError, TransportError, TimeoutError) as exc:
-                self._leftovers.add((index, doc_id))
-                log.warning("probe %s: could not delete canary %s/%s (%s); retrying after the next run",
-                            self.config.name, index, doc_id, describe(exc).message)
+                # Elasticsearch is away or refusing: the rest would fail the same way; keep them all.
+                left = targets[position:]
+                self._leftovers.update(left[: max(0, MAX_LEFTOVER_CANARIES - len(self._leftovers))])
+                log.warning("probe %s: could not delete %d canary document(s), e.g. %s/%s (%s); "
+                            "retrying after the next run", self.config.name, len(left), index, doc_id,
+                            describe(exc).message)
+                return
+
+
+def _not_written(exc: ApiError | TransportConnectionError) -> bool:
+    """Elasticsearch certainly did not store the document: it refused it (4xx), or no connection was made."""
+    if isinstance(exc, ApiError):
+        return 400 <= exc.meta.status < 500
+    # The transport raises its own error `from None`; the aiohttp error it replaced is still its context.
+    return isinstance(exc.__context__, aiohttp.ClientConnectorError)
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

@@ -226,6 +226,13 @@ def test_freshness_canary_left_behind_is_deleted_after_the_next_run(es: FakeElas
     assert es.count("DELETE", r"^/probe-canary/_doc/") == 3
 
 
+def test_freshness_refused_canary_is_not_deleted(es: FakeElasticsearch) -> None:
+    es.fail(429, method="PUT", path="^/probe-canary/_doc/")
+    [result] = run_probe(es.url, check="freshness", index="probe-canary")
+    assert not result.success and result.reason == "status" and result.status_code == 429
+    assert es.count("DELETE", "probe-canary") == 0  # never stored, so nothing to clean up
+
+
 # ---- a misbehaving Elasticsearch ---------------------------------------------------------------------
 
 
