@@ -93,6 +93,7 @@ class Runner:
     def __init__(self, loaded: LoadedDrills, out: TextIO | None = None) -> None:
         self.loaded = loaded
         self.out = out or sys.stderr
+        self._last_warning = ""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -172,7 +173,10 @@ class Runner:
         try:
             return await env.prometheus.alerts()
         except WatchError as exc:
-            self.say(f"[{label}] warning: {exc}")
+            # Once per distinct problem, not once per poll.
+            if str(exc) != self._last_warning:
+                self._last_warning = str(exc)
+                self.say(f"[{label}] warning: {exc}")
             return None
 
     async def _drill(self, env: _Env, drill: Drill, injector: injectors.Injector) -> DrillResult:

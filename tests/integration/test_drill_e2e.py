@@ -107,6 +107,9 @@ def test_passing_drill_notifies_resolves_and_writes_reports(env: Env, tmp_path: 
     assert alert["time_to_resolved_seconds"] > 0
     # The measured time lies in the theoretical window [for, bound], plus polling and scheduling slack.
     bound = alert["bound_seconds"]
+    print(f"timing HighErrorRate: pending {pending} firing {firing} notified {notified} "
+          f"resolved {alert['time_to_resolved_seconds']} bound [{alert['bound_min_seconds']}, {bound}] "
+          f"notified bound {alert['bound_notified_seconds']}")
     assert bound == pytest.approx(2 * 1 + 1 + 2)  # two scrapes for a rate + one evaluation + for
     assert alert["bound_min_seconds"] - 0.5 <= firing <= bound + SLACK, alert
     assert notified <= alert["bound_notified_seconds"] + SLACK, alert
@@ -147,6 +150,7 @@ def test_probe_failing_black_box_drill(env: Env, tmp_path: Path) -> None:
     _no_faults(env)
     report = json.loads(result.stdout[result.stdout.index("{"):])
     [alert] = report["drills"][0]["alerts"]
+    print(f"timing ProbeFailing: firing {alert['time_to_firing_seconds']} bound {alert['bound_seconds']}")
     # The probe runs every 1 s: its next run sees the fault, which adds up to one probe interval.
     assert alert["time_to_firing_seconds"] <= alert["bound_seconds"] + 1 + SLACK, alert
 
@@ -163,6 +167,7 @@ def test_proxy_injector_against_a_real_upstream(env: Env, tmp_path: Path) -> Non
     _no_faults(env)
     report = json.loads(result.stdout[result.stdout.index("{"):])
     [alert] = report["drills"][0]["alerts"]
+    print(f"timing ServiceDown: firing {alert['time_to_firing_seconds']} bound {alert['bound_seconds']}")
     assert alert["bound_seconds"] == pytest.approx(1 + 1 + 2)  # one scrape + one evaluation + for
     assert alert["time_to_firing_seconds"] <= alert["bound_seconds"] + SLACK, alert
 
