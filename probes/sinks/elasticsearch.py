@@ -175,6 +175,8 @@ class ElasticsearchSink(Sink):
         except (OSError, ValueError) as exc:
             self._broken = True
             log.error("elasticsearch sink: cannot set up TLS (%s); results will be dropped", exc)
+            self._metrics.dropped(self.name, self.queued)
+            self._queue.clear()
             return
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name="elasticsearch-sink")

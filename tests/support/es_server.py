@@ -121,6 +121,12 @@ class FakeElasticsearch:
             "relocating_shards": 0,
             "initializing_shards": 0,
             "unassigned_shards": 0,
+            "unassigned_primary_shards": 0,
+            "delayed_unassigned_shards": 0,
+            "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0,
+            "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": 100.0,
         }
         self.indices: dict[str, dict[str, StoredDoc]] = {}
         self.templates: dict[str, Json] = {}

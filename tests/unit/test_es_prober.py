@@ -77,9 +77,10 @@ def test_cluster_green_succeeds_with_node_and_shard_metrics(es: FakeElasticsearc
 
 
 def test_cluster_yellow_succeeds_degraded(es: FakeElasticsearch) -> None:
-    es.health.update(status="yellow", unassigned_shards=7)
+    es.health.update(status="yellow", unassigned_shards=7, active_shards_percent_as_number=75.0)
     [result] = run_probe(es.url, check="cluster_health")
     assert result.success and result.degraded
+    assert samples(result)["probe_elasticsearch_active_shards_ratio"] == 0.75
     assert samples(result)["probe_elasticsearch_cluster_status{color=yellow}"] == 1
     assert samples(result)["probe_elasticsearch_unassigned_shards"] == 7
     assert "yellow" in result.message
