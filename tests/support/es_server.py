@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -102,8 +103,11 @@ _ERROR_TYPES = {
 class FakeElasticsearch:
     """Use as a context manager: `with FakeElasticsearch() as es: ... es.url ...`."""
 
-    def __init__(self, *, visibility_delay: float | None = 0.0, cluster_name: str = "fake-es") -> None:
+    def __init__(self, *, visibility_delay: float | None = 0.0, cluster_name: str = "fake-es",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.cluster_name = cluster_name
+        self.ssl_context = ssl_context
+        """Serve HTTPS with this context (certificates from trustme in the tests)."""
         self.visibility_delay = visibility_delay
         """Seconds until an indexed document is searchable; None: never (refresh does not help either)."""
         self.delay = 0.0
@@ -144,7 +148,7 @@ class FakeElasticsearch:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> FakeElasticsearch:
         self.start()
@@ -193,7 +197,7 @@ class FakeElasticsearch:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         server = getattr(site, "_server", None)
         if self.port == 0 and server is not None:

@@ -4,11 +4,14 @@ official async client: cluster_health, search, freshness, and a misbehaving or a
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from probes.elasticsearch_config import ElasticsearchProbeConfig
 from probes.probers import build_prober
@@ -304,6 +307,34 @@ def test_one_client_per_prober(es: FakeElasticsearch) -> None:
         return ids
 
     assert len(asyncio.run(scenario())) == 1
+
+
+def test_tls_with_ca_file_client_certificate_and_insecure_skip_verify(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca.configure_trust(server)
+    server.verify_mode = ssl.CERT_OPTIONAL
+    ca_file, client_pem = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("probe-agent").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
+    with FakeElasticsearch(ssl_context=server) as es:
+        assert es.url.startswith("https://")
+        [trusted] = run_probe(es.url, check="cluster_health", tls={"ca_file": str(ca_file)})
+        [mutual] = run_probe(es.url, check="cluster_health",
+                             tls={"ca_file": str(ca_file), "cert_file": str(client_pem)})
+        [untrusted] = run_probe(es.url, check="cluster_health")
+        [insecure] = run_probe(es.url, check="cluster_health", tls={"insecure_skip_verify": True})
+    assert trusted.success and mutual.success and insecure.success, (trusted, mutual, insecure)
+    assert not untrusted.success and untrusted.reason == "tls", untrusted
+    assert "certificate" in untrusted.message.lower()
+    server.verify_mode = ssl.CERT_REQUIRED
+    with FakeElasticsearch(ssl_context=server) as es:
+        [anonymous] = run_probe(es.url, check="cluster_health", tls={"ca_file": str(ca_file)})
+        [mutual] = run_probe(es.url, check="cluster_health",
+                             tls={"ca_file": str(ca_file), "cert_file": str(client_pem)})
+    assert mutual.success, mutual
+    assert not anonymous.success and anonymous.reason in ("tls", "connection"), anonymous
 
 
 def test_unusable_tls_files_fail_with_tls_not_a_traceback(tmp_path: Any) -> None:
