@@ -159,7 +159,7 @@ def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
 
 
-def _terminate(procs: list[subprocess.Popen[bytes]], grace: float = TERM_GRACE) -> None:
+def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
     for proc in procs:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -229,7 +229,7 @@ def launch(run: LocustRun, poll_interval: float = 0.1) -> Outcome:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 for worker in workers:
                     worker.wait(3)
-            _terminate(everyone)
+            _terminate(everyone, grace=TERM_GRACE)
     return Outcome(
         master_returncode=leader.returncode,
         worker_returncodes=[w.returncode for w in workers],
