@@ -83,7 +83,6 @@ async def run_demo_drill(target_url: str, agent_url: str, admin_token: str) -> i
         print(f"error: {exc}", flush=True)
         return exc.exit_code
     print(report.summary(result), flush=True)
-    print(report.to_json(result), flush=True)
     if result.interrupted:
         return 130
     return 0 if result.passed else 1
