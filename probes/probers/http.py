@@ -13,10 +13,17 @@ from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
 
+def query_value(value: str | int | float | bool) -> str:
+    """YAML gives `true` and `10`; a query string wants `true` and `10`, which aiohttp won't do for bools."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def request_arguments(cfg: RequestFields) -> dict[str, Any]:
     """What HttpClient.request needs from a request block, computed once per probe."""
     args: dict[str, Any] = {
-        "params": dict(cfg.params) or None,
+        "params": {k: query_value(v) for k, v in cfg.params.items()} or None,
         "headers": dict(cfg.headers) or None,
         "follow_redirects": cfg.follow_redirects,
         "max_redirects": cfg.max_redirects,

@@ -143,9 +143,6 @@ class _PreparedStep:
         self.method = req.method
         self.url = req.url
         self.args = request_arguments(req)
-        # aiohttp refuses bool query values; YAML `true` means the text most APIs expect.
-        if self.args["params"]:
-            self.args["params"] = {k: _param_text(v) for k, v in self.args["params"].items()}
         self.renders: dict[str, Render] = {}
         self.url_render = compile_template(req.url, names)
         for key in ("params", "headers"):
@@ -183,12 +180,6 @@ class _PreparedStep:
         if producer is None:
             return f"${{{name}}} is not extracted by any earlier step"
         return f"${{{name}}} is not set: step {producer}, which extracts it, did not succeed"
-
-
-def _param_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
 
 
 @dataclass(slots=True)
