@@ -257,4 +257,7 @@ def build(fault: AnyFault, client: httpx.AsyncClient) -> Injector:
 
 def describe(fault: AnyFault) -> dict[str, Any]:
     """The fault as the report shows it: everything but the token."""
-    return fault.model_dump(mode="json", exclude={"token"}, exclude_none=True)
+    described = fault.model_dump(mode="json", exclude={"token"}, exclude_none=True)
+    if isinstance(described.get("spec"), dict):
+        described["spec"].pop("ttl", None)  # the shared model's default; the fault's own ttl is what is sent
+    return described

@@ -127,6 +127,11 @@ class PrometheusClient:
                 )
         return rules
 
+    async def alertmanagers(self) -> list[str]:
+        """URLs of the Alertmanagers this Prometheus sends alerts to."""
+        data = await self._get("/api/v1/alertmanagers")
+        return [str(a.get("url")) for a in (data or {}).get("activeAlertmanagers", []) if isinstance(a, dict)]
+
     async def timing(self) -> ScrapeTiming:
         data = await self._get("/api/v1/status/config")
         try:

@@ -114,6 +114,7 @@ class Runner:
             check_rules(self.loaded, drills, rules)
             alertmanager = AlertmanagerClient(spec.alertmanager, client) if spec.alertmanager else None
             am_config = await alertmanager.config() if alertmanager else None
+            await self._wiring_warnings(prometheus, am_config)
             built = [(d, injectors.build(d.fault, client)) for d in drills]
             for _, injector in built:
                 await injector.check()
@@ -141,6 +142,23 @@ class Runner:
                         await receiver.stop()
             report.interrupted = env.stop_reason
             return report
+
+    async def _wiring_warnings(self, prometheus: PrometheusClient, am_config: dict[str, object] | None) -> None:
+        """Hints for the usual reasons a notification never arrives; the drill still runs and reports."""
+        spec = self.loaded.spec
+        if spec.alertmanager is not None:
+            with contextlib.suppress(WatchError):
+                if not await prometheus.alertmanagers():
+                    self.say("drill: warning: Prometheus sends alerts to no Alertmanager (alerting.alertmanagers)")
+        if spec.receiver is not None and am_config is not None:
+            port = split_host_port(spec.receiver.listen)[1]
+            receivers = am_config.get("receivers")
+            urls = [str(hook.get("url", "")) for r in receivers if isinstance(r, dict)
+                    for hook in r.get("webhook_configs") or [] if isinstance(hook, dict)] \
+                if isinstance(receivers, list) else []
+            if port and not any(f":{port}/" in f"{url}/" for url in urls):
+                self.say(f"drill: warning: no webhook_configs url in Alertmanager's config points at the "
+                         f"receiver's port {port}; notifications will not arrive")
 
     @contextlib.contextmanager
     def _signals(self, env: _Env) -> Iterator[None]:

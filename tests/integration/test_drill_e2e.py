@@ -121,6 +121,7 @@ def test_passing_drill_notifies_resolves_and_writes_reports(env: Env, tmp_path: 
     page = html.read_text()
     assert "<svg" in page and "HighErrorRate" in page and "bound" in page and "reverted" in page
     assert "HighErrorRate" in result.stdout and "1/1 drills passed" in result.stdout
+    assert "warning" not in result.stderr, result.stderr  # Prometheus -> Alertmanager -> receiver is wired
 
 
 def test_drill_whose_alert_never_fires_fails_and_reverts(env: Env, tmp_path: Path) -> None:

@@ -221,3 +221,4 @@ def test_describe_hides_the_token() -> None:
     described = injectors.describe(_api_fault("http://127.0.0.1:1", token="secret"))
     assert "token" not in described and described["injector"] == "target"
     assert "secret" not in str(described)
+    assert described["ttl"] == "30s" and "ttl" not in described["spec"]
