@@ -16,7 +16,7 @@ from typing import Any
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_QUERIES = DATA_DIR / "queries.txt"
 # Used until (or if never) GET /api/categories answers: filtered searches still exercise the filter.
-DEFAULT_CATEGORIES = ("laptops", "phones", "audio", "monitors", "accessories")
+DEFAULT_CATEGORIES = ("laptops", "phones", "headphones", "monitors", "accessories")
 
 
 def load_queries(path: str | os.PathLike[str] | None = None) -> list[str]:

@@ -53,7 +53,7 @@ def assert_clean_failure(done: subprocess.CompletedProcess[str], code: int, mess
 def test_pass_writes_every_report(target: Target, marker: dict[str, str], tmp_path: Path) -> None:
     report, junit, html = tmp_path / "out" / "load.json", tmp_path / "junit.xml", tmp_path / "locust.html"
     done = load(
-        marker, "--scenario", "search", "--host", target.url, "--users", "4", "--run-time", "3s",
+        marker, "--scenario", "search", "--host", target.url, "--users", "4", "--run-time", "2s",
         "--region", "ci-test",
         "--threshold", "p95<2s", "--threshold", "error_rate<1%", "--threshold", "rps>5",
         "--threshold", "search:p99<3s", "--threshold", "item:error_rate<1%",
@@ -65,7 +65,7 @@ def test_pass_writes_every_report(target: Target, marker: dict[str, str], tmp_pa
     assert set(doc) == REPORT_KEYS
     assert doc["passed"] is True
     assert (doc["scenario"], doc["host"], doc["region"], doc["users"]) == ("search", target.url, "ci-test", 4)
-    assert 2.5 <= doc["duration_seconds"] <= 4.5
+    assert 1.5 <= doc["duration_seconds"] <= 3.5
     stats = doc["stats"]
     assert set(stats) == STATS_KEYS
     assert stats["requests"] > 50 and stats["failures"] == 0 and stats["error_rate"] == 0
@@ -162,7 +162,7 @@ def test_no_requests_exits_3(target: Target, marker: dict[str, str], tmp_path: P
 
 def test_two_workers_aggregate(target: Target, marker: dict[str, str], tmp_path: Path) -> None:
     report = tmp_path / "load.json"
-    done = load(marker, "--scenario", "search", "--host", target.url, "--users", "4", "--run-time", "3s",
+    done = load(marker, "--scenario", "search", "--host", target.url, "--users", "4", "--run-time", "2s",
                 "--workers", "2", "--threshold", "error_rate<1%", "--report-json", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
     line = next(line for line in done.stdout.splitlines() if "workers reported requests" in line)
@@ -197,15 +197,6 @@ def test_metrics_scraped_during_run(target: Target, marker: dict[str, str]) -> N
         assert sample_value(text, "probe_load_request_duration_seconds_count", labels) == later
         assert 'probe_load_failures_total{method="GET",name="search",region="eu-test",scenario="search"}' in text
         assert run.proc.wait(timeout=30) == 0, run.text()
-
-
-def test_rate_paces_all_users(target: Target, marker: dict[str, str], tmp_path: Path) -> None:
-    report = tmp_path / "load.json"
-    done = load(marker, "--scenario", "search", "--host", target.url, "--users", "4", "--run-time", "3s",
-                "--rate", "20", "--report-json", str(report))
-    assert done.returncode == 0, done.stdout + done.stderr
-    rps = json.loads(report.read_text())["stats"]["rps"]
-    assert 12 <= rps <= 30, rps
 
 
 def test_scenario_runs_with_plain_locust(target: Target, marker: dict[str, str]) -> None:
