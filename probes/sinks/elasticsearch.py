@@ -237,6 +237,7 @@ class ElasticsearchSink(Sink):
             again, outage = await self._send(self._inflight)
             self._inflight = []
             self._requeue(again)
+            self._metrics.queue_size(self.name, self.queued)
             if outage is not None:
                 return self._went_down(outage)
             self._recovered()

@@ -113,7 +113,7 @@ def test_batches_are_bulk_requests(es: FakeElasticsearch) -> None:
         for i in range(25):
             sink.write(result(f"p{i}"))
         await eventually(lambda: len(es.docs()) == 25, what="25 documents")
-        assert queue_gauge(metrics) == 0
+        await eventually(lambda: queue_gauge(metrics) == 0, what="an empty queue")
 
     run_with_sink(sink_config(es, batch_size=10, flush_interval="1s"), body)
     assert es.count("PUT", r"^/_bulk$") + es.count("POST", r"^/_bulk$") == 3
