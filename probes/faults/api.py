@@ -44,8 +44,12 @@ def install_fault_api(app: FastAPI, store: FaultStore, token: str | None) -> Non
         raw = await request.body()
         if len(raw) > MAX_REQUEST_BYTES:
             raise HTTPException(413, f"a fault is at most {MAX_REQUEST_BYTES} bytes of JSON")
+        if not raw.strip():
+            example = '{"type": "error", "status": 503, "match": {"path": "^/api"}, "ttl": "2m"}'
+            return JSONResponse({"detail": f"invalid fault: empty body; send a fault as JSON, e.g. {example}",
+                                 "errors": ["empty body"]}, 422)
         try:
-            fault = Fault.model_validate_json(raw or b"null")
+            fault = Fault.model_validate_json(raw)
         except ValidationError as exc:
             errors = describe_validation_error(exc)
             return JSONResponse({"detail": "invalid fault: " + "; ".join(errors), "errors": errors}, 422)

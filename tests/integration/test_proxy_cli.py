@@ -1,0 +1,54 @@
+"""`probe-agent proxy` in front of `probe-agent target`, as a drill against a real service would set it up."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import httpx
+import pytest
+
+from tests.support.faults import metric_value
+from tests.support.processes import cli, run_cli, started
+
+
+def test_proxy_in_front_of_the_demo_target() -> None:
+    with started(cli("target", "--listen", "127.0.0.1:0"), expect=["target"]) as target:
+        upstream = target.urls["target"]
+        command = cli("proxy", "--listen", "127.0.0.1:0", "--upstream", upstream, "--token", "T")
+        with started(command, expect=["proxy", "control"]) as proxy:
+            proxy_url, control_url = proxy.urls["proxy"], proxy.urls["control"]
+            assert control_url.startswith("http://127.0.0.1:")
+            assert httpx.get(f"{proxy_url}/api/search?q=laptop").json()["hits"][0]["id"] == "sku-00042"
+
+            auth = {"Authorization": "Bearer T"}
+            fault = {"type": "error", "status": 503, "match": {"path": "^/api/search"}, "ttl": "30s"}
+            created = httpx.post(f"{control_url}/-/faults", json=fault, headers=auth)
+            assert created.status_code == 201
+            assert httpx.get(f"{proxy_url}/api/search?q=laptop").status_code == 503
+            assert httpx.get(f"{upstream}/api/search?q=laptop").status_code == 200  # the target itself is fine
+
+            metrics = httpx.get(f"{control_url}/metrics").text
+            assert metric_value(metrics, "probe_proxy_active_faults") == 1
+            assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "error"}) == 1
+            assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "forwarded"}) == 1
+
+            os.killpg(proxy.proc.pid, signal.SIGTERM)
+            assert proxy.proc.wait(10) == 0
+            assert "Traceback" not in proxy.text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "127.0.0.1:0", "--upstream", "ftp://x"], "invalid --upstream 'ftp://x'"),
+        (["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:8000"], "invalid --upstream"),
+        (["--listen", "bad", "--upstream", "http://127.0.0.1:8000"], "invalid listen address"),
+        (["--upstream", "http://127.0.0.1:8000"], "--listen"),
+    ],
+)
+def test_bad_invocations_are_usage_errors(args: list[str], message: str) -> None:
+    result = run_cli("proxy", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
