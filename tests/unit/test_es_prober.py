@@ -164,7 +164,7 @@ def test_freshness_measures_the_delay_and_deletes_the_canary(es: FakeElasticsear
     [result] = run_probe(es.url, check="freshness", index="probe-canary", timeout=3.0, freshness_poll="50ms")
     assert result.success, result
     freshness = samples(result)["probe_index_freshness_seconds"]
-    assert 0.4 <= freshness < 0.8
+    assert 0.4 <= freshness < 1.2  # the delay, plus at most a poll and a search (loose: shared CI machines)
     assert es.doc_ids("probe-canary") == []
     assert es.count("PUT", r"^/probe-canary/_(doc|create)/es-") == 1
     assert es.count("DELETE", r"^/probe-canary/_doc/es-") == 1

@@ -200,9 +200,10 @@ def test_write_never_blocks_while_elasticsearch_hangs(es: FakeElasticsearch) -> 
         return slowest, total, lag
 
     slowest, total, lag = run_with_sink(sink_config(es, queue_size=500, timeout="5s"), body)
-    assert slowest < 0.01
-    assert total < 0.5
-    assert lag < 0.1
+    # Loose bounds (shared CI machines): a blocking write would take the bulk timeout, 5s.
+    assert slowest < 0.05
+    assert total < 1.0
+    assert lag < 0.25
 
 
 def test_template_403_is_logged_once_and_writing_goes_on(es: FakeElasticsearch,
