@@ -184,26 +184,25 @@ def test_outage_and_recovery_within_the_queue_bound(es: FakeElasticsearch) -> No
 def test_write_never_blocks_while_elasticsearch_hangs(es: FakeElasticsearch) -> None:
     es.delay = 30.0  # accepts connections, never answers in time
 
-    async def body(sink: ElasticsearchSink, metrics: AgentMetrics) -> tuple[float, float, float]:
+    async def body(sink: ElasticsearchSink, metrics: AgentMetrics) -> tuple[list[float], float]:
         await asyncio.sleep(0.2)  # the first bulk (or template) request is now hanging
-        slowest = 0.0
-        began = time.perf_counter()
-        for i in range(2000):
+        times = []
+        for i in range(2000):  # more than queue_size: the later writes are drops
             t0 = time.perf_counter()
             sink.write(result(f"p{i}"))
-            slowest = max(slowest, time.perf_counter() - t0)
-        total = time.perf_counter() - began
+            times.append(time.perf_counter() - t0)
         # The event loop stays free too: nothing in the sink waits synchronously.
         t0 = time.perf_counter()
         await asyncio.sleep(0.05)
-        lag = time.perf_counter() - t0 - 0.05
-        return slowest, total, lag
+        return sorted(times), time.perf_counter() - t0 - 0.05
 
-    slowest, total, lag = run_with_sink(sink_config(es, queue_size=500, timeout="5s"), body)
-    # Loose bounds (shared CI machines): a blocking write would take the bulk timeout, 5s.
-    assert slowest < 0.05
-    assert total < 1.0
-    assert lag < 0.25
+    times, lag = run_with_sink(sink_config(es, queue_size=500, timeout="5s"), body)
+    # Loose bounds: a blocking write would wait for the 5s bulk timeout; a busy shared machine can
+    # still deschedule the process for a moment, so the slowest write is only bounded far from that.
+    assert times[int(len(times) * 0.99)] < 0.005
+    assert times[-1] < 1.0
+    assert sum(times) < 2.0
+    assert lag < 0.5
 
 
 def test_template_403_is_logged_once_and_writing_goes_on(es: FakeElasticsearch,
