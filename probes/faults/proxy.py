@@ -26,6 +26,7 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
      "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
+SMALL_BODY = 64 * 1024  # answers up to this size are read whole; larger ones stream chunk by chunk
 OUTCOMES = ("forwarded", "latency", "error", "abort", "timeout", "unready", "upstream_error")
 
 
@@ -146,11 +147,18 @@ class FaultProxy:
             return _bad_gateway(exc)
         self._count(outcome)
         try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            headers: CIMultiDict[str] = CIMultiDict()
             for name, value in upstream.headers.items():
                 if name.lower() not in HOP_BY_HOP:
-                    response.headers.add(name, value)
-            _drop_connection_listed(response.headers, upstream.headers.getall("Connection", ()))
+                    headers.add(name, value)
+            _drop_connection_listed(headers, upstream.headers.getall("Connection", ()))
+            length = upstream.content_length
+            if length is not None and length <= SMALL_BODY and request.method != "HEAD":
+                # Most API answers are small: one read and one write (status line, headers and body in
+                # one send) cost noticeably less than the streaming path's several.
+                body = await upstream.read()
+                return web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
