@@ -10,7 +10,11 @@ with the bundled `search` scenario and the same user count everywhere:
 2. `probe-agent load --workers 2` vs `--workers 1`: >= 1.6x the requests/s on a 2-core machine;
 3. wrk on the search endpoint, as the physical reference of what the machine can push.
 
-Runs alternate and repeat (best of --repeat) because other work on the machine adds noise.
+Runs alternate and repeat (best of --repeat) because other work on the machine adds noise. Each run
+also reports requests per CPU-second of the load generator (all its processes, from rusage of the
+waited-for children): that efficiency barely moves with contention, so the wrapper ratio is also
+given on it. Scaling over workers needs idle cores and can only be judged on a quiet machine: the
+load average is printed before and after.
 Exit 0 when both ratios hold, 1 otherwise.
 """
 
@@ -21,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -97,7 +102,7 @@ def nginx() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def bare_locust(url: str, users: int, seconds: int) -> float:
+def bare_locust(url: str, users: int, seconds: int) -> tuple[float, int]:
     """Locust as a user runs it by hand; rps computed like Locust's own total (first stat to last request)."""
     done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", "scenarios/search.py", "--headless", "-u", str(users),
@@ -108,7 +113,7 @@ def bare_locust(url: str, users: int, seconds: int) -> float:
     requests = sum(entry["num_requests"] for entry in entries)
     start = min(entry["start_time"] for entry in entries)
     last = max(entry["last_request_timestamp"] or 0 for entry in entries)
-    return requests / (last - start)
+    return requests / (last - start), requests
 
 
 def _scrape_forever(output: list[str], stop: threading.Event) -> None:
@@ -125,7 +130,9 @@ def _scrape_forever(output: list[str], stop: threading.Event) -> None:
         stop.wait(1.0 if url else 0.1)
 
 
-def probe_agent(url: str, users: int, seconds: int, workers: int | None = None, metrics: bool = True) -> float:
+def probe_agent(
+    url: str, users: int, seconds: int, workers: int | None = None, metrics: bool = True
+) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "load.json"
         argv = [sys.executable, "-m", "probes", "load", "--scenario", "search", "--host", url,
@@ -148,7 +155,8 @@ def probe_agent(url: str, users: int, seconds: int, workers: int | None = None, 
         scraper.join(5)
         if not report.exists():
             raise RuntimeError("probe-agent load wrote no report:\n" + "".join(output[-30:]))
-        return float(json.loads(report.read_text())["stats"]["rps"])
+        stats = json.loads(report.read_text())["stats"]
+        return float(stats["rps"]), int(stats["requests"])
 
 
 def wrk(url: str, seconds: int, connections: int) -> float:
@@ -166,6 +174,19 @@ def best(runs: list[float]) -> float:
     return max(runs)
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(run: Callable[[str], tuple[float, int]], url: str) -> tuple[float, float]:
+    """(requests/s, requests per CPU-second of every process the run started)."""
+    before = children_cpu()
+    rps, requests = run(url)
+    cpu = children_cpu() - before
+    return rps, requests / cpu if cpu > 0 else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
@@ -173,41 +194,53 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path)
     options = parser.parse_args()
-    results: dict[str, list[float]] = {"locust": [], "probe_agent": [], "workers_1": [], "workers_2": []}
-    runs: list[tuple[str, Callable[[str], float]]] = [
+    names = ("locust", "probe_agent", "workers_1", "workers_2")
+    rps: dict[str, list[float]] = {name: [] for name in names}
+    efficiency: dict[str, list[float]] = {name: [] for name in names}
+    runs: list[tuple[str, Callable[[str], tuple[float, int]]]] = [
         ("locust", lambda url: bare_locust(url, options.users, options.seconds)),
         ("probe_agent", lambda url: probe_agent(url, options.users, options.seconds)),
         ("workers_1", lambda url: probe_agent(url, options.users, options.seconds, workers=1, metrics=False)),
         ("workers_2", lambda url: probe_agent(url, options.users, options.seconds, workers=2, metrics=False)),
     ]
-    print(f"{os.cpu_count()} cores, {options.users} users, {options.seconds}s per run, best of {options.repeat}")
+    load_before = os.getloadavg()
+    print(f"{os.cpu_count()} cores, {options.users} users, {options.seconds}s per run, best of {options.repeat}; "
+          f"load average {load_before[0]:.2f}")
     with nginx() as url:
         for round_number in range(options.repeat):
             for name, run in runs:
-                rps = run(url)
-                results[name].append(rps)
-                print(f"  round {round_number + 1}: {name:<12} {rps:10.1f} req/s", flush=True)
+                value, per_cpu = measured(run, url)
+                rps[name].append(value)
+                efficiency[name].append(per_cpu)
+                print(f"  round {round_number + 1}: {name:<12} {value:10.1f} req/s {per_cpu:10.1f} req/CPU-s",
+                      flush=True)
         reference = wrk(url, options.seconds, connections=options.users)
-    summary = {
-        "cores": os.cpu_count(),
-        "users": options.users,
-        "seconds": options.seconds,
-        "rps": {name: round(best(values), 1) for name, values in results.items()},
-        "runs": {name: [round(v, 1) for v in values] for name, values in results.items()},
-        "wrk_rps": round(reference, 1),
-    }
-    rps = summary["rps"]
-    assert isinstance(rps, dict)
-    wrapper_ratio = rps["probe_agent"] / rps["locust"]
-    scale_ratio = rps["workers_2"] / rps["workers_1"]
-    summary["wrapper_ratio"] = round(wrapper_ratio, 3)
-    summary["workers_ratio"] = round(scale_ratio, 3)
-    print(f"bare locust             {rps['locust']:10.1f} req/s")
-    print(f"probe-agent load        {rps['probe_agent']:10.1f} req/s  ratio {wrapper_ratio:.3f} (goal >= 0.95)")
-    print(f"probe-agent --workers 1 {rps['workers_1']:10.1f} req/s")
-    print(f"probe-agent --workers 2 {rps['workers_2']:10.1f} req/s  ratio {scale_ratio:.3f} (goal >= 1.6)")
+    load_after = os.getloadavg()
+    top = {name: best(values) for name, values in rps.items()}
+    eff = {name: best(values) for name, values in efficiency.items()}
+    wrapper_ratio = top["probe_agent"] / top["locust"]
+    wrapper_cpu_ratio = eff["probe_agent"] / eff["locust"]
+    scale_ratio = top["workers_2"] / top["workers_1"]
+    print(f"bare locust             {top['locust']:10.1f} req/s  {eff['locust']:8.1f} req/CPU-s")
+    print(f"probe-agent load        {top['probe_agent']:10.1f} req/s  {eff['probe_agent']:8.1f} req/CPU-s  "
+          f"ratio {wrapper_ratio:.3f}, per CPU {wrapper_cpu_ratio:.3f} (goal >= 0.95)")
+    print(f"probe-agent --workers 1 {top['workers_1']:10.1f} req/s  {eff['workers_1']:8.1f} req/CPU-s")
+    print(f"probe-agent --workers 2 {top['workers_2']:10.1f} req/s  {eff['workers_2']:8.1f} req/CPU-s  "
+          f"ratio {scale_ratio:.3f} (goal >= 1.6)")
     print(f"wrk (reference)         {reference:10.1f} req/s")
+    print(f"load average after {load_after[0]:.2f}")
     if options.json:
+        summary = {
+            "cores": os.cpu_count(), "users": options.users, "seconds": options.seconds,
+            "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
+            "rps": {name: round(value, 1) for name, value in top.items()},
+            "requests_per_cpu_second": {name: round(value, 1) for name, value in eff.items()},
+            "runs": {name: [round(v, 1) for v in values] for name, values in rps.items()},
+            "wrk_rps": round(reference, 1),
+            "wrapper_ratio": round(wrapper_ratio, 3),
+            "wrapper_cpu_ratio": round(wrapper_cpu_ratio, 3),
+            "workers_ratio": round(scale_ratio, 3),
+        }  # fmt: skip
         options.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if wrapper_ratio >= 0.95 and scale_ratio >= 1.6 else 1
 
