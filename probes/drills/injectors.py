@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
@@ -112,8 +113,6 @@ class _Watchdog:
                 "probes.drills.watchdog",
                 "--after",
                 str(ttl),
-                "--parent",
-                str(os.getpid()),
                 *args,
             ],
             stdin=subprocess.DEVNULL,
@@ -247,12 +246,21 @@ class CommandInjector:
         self._watchdog.cancel()
 
 
-def build(fault: AnyFault, client: httpx.AsyncClient) -> Injector:
-    if isinstance(fault, FaultApiFault):
-        return FaultApiInjector(fault, client)
-    if isinstance(fault, ToxiproxyFault):
-        return ToxiproxyInjector(fault, client)
+def _command(fault: Any, client: httpx.AsyncClient) -> Injector:
     return CommandInjector(fault)
+
+
+# The one lookup table of injector names (`fault.injector` in a drill file); spec.INJECTORS lists the same.
+INJECTORS: dict[str, Callable[[Any, httpx.AsyncClient], Injector]] = {
+    "target": FaultApiInjector,
+    "proxy": FaultApiInjector,
+    "toxiproxy": ToxiproxyInjector,
+    "command": _command,
+}
+
+
+def build(fault: AnyFault, client: httpx.AsyncClient) -> Injector:
+    return INJECTORS[fault.injector](fault, client)
 
 
 def describe(fault: AnyFault) -> dict[str, Any]:

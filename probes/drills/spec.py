@@ -66,7 +66,6 @@ class ToxicSpec(Strict):
 class ToxiproxyFault(_FaultBase):
     injector: Literal["toxiproxy"]
     control: str = "http://127.0.0.1:8474"
-    token: str | None = None
     spec: ToxicSpec
 
     _check_control = field_validator("control")(_url)

@@ -15,7 +15,6 @@ import urllib.request
 def main() -> int:
     parser = argparse.ArgumentParser(prog="probes.drills.watchdog")
     parser.add_argument("--after", type=float, required=True)
-    parser.add_argument("--parent", type=int, default=0)
     parser.add_argument("--delete", help="URL to send DELETE to")
     parser.add_argument("--command", help="shell command to run")
     parser.add_argument("--timeout", type=float, default=60.0)

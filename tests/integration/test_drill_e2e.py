@@ -237,6 +237,17 @@ def test_prometheus_unreachable_exits_3_without_injecting(env: Env, tmp_path: Pa
     _no_faults(env)
 
 
+def test_alertmanager_unreachable_exits_3_without_injecting(env: Env, tmp_path: Path) -> None:
+    path = write_drills(tmp_path / "d.yaml", env.stack, [_drill(env, "x", error_fault(env.target, TOKEN), [
+        {"alert": "HighErrorRate"}])])
+    spec = path.read_text().replace(str(env.stack.alertmanager_url), f"http://127.0.0.1:{free_port()}")
+    path.write_text(spec)
+    result = _run(env, path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Alertmanager" in result.stderr and "unreachable" in result.stderr
+    _no_faults(env)
+
+
 @pytest.mark.parametrize(("case", "message"), [
     ("unknown_alert", "no alerting rule 'NoSuchAlert' in Prometheus"),
     ("unknown_injector", "unknown injector 'chaos-monkey'"),

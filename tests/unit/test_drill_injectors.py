@@ -222,3 +222,9 @@ def test_describe_hides_the_token() -> None:
     assert "token" not in described and described["injector"] == "target"
     assert "secret" not in str(described)
     assert described["ttl"] == "30s" and "ttl" not in described["spec"]
+
+
+def test_every_injector_name_in_the_spec_has_an_implementation() -> None:
+    from probes.drills.spec import INJECTORS
+
+    assert set(injectors.INJECTORS) == set(INJECTORS)
