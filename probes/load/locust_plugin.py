@@ -150,11 +150,11 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> N
     )
 
 
-def _error_observation(entry: Any) -> Observation:
+def _error_observation(requests: int, failures: int) -> Observation:
     # --abort-on-fail judges error rates only; the other fields are never read.
     return Observation(
-        requests=entry.num_requests,
-        failures=entry.num_failures,
+        requests=requests,
+        failures=failures,
         rps=0.0,
         avg_ms=0.0,
         min_ms=0.0,
@@ -163,29 +163,24 @@ def _error_observation(entry: Any) -> Observation:
     )
 
 
+def _error_observations(stats: Any) -> tuple[Observation, dict[str, Observation]]:
+    """Running totals, per request name summed over methods as in the final report."""
+    counts: dict[str, tuple[int, int]] = {}
+    for entry in list(stats.entries.values()):
+        requests, failures = counts.get(entry.name, (0, 0))
+        counts[entry.name] = (requests + entry.num_requests, failures + entry.num_failures)
+    by_name = {name: _error_observation(*pair) for name, pair in counts.items()}
+    return _error_observation(stats.total.num_requests, stats.total.num_failures), by_name
+
+
 def _watch_errors(environment: Any, thresholds: list[Threshold], config: PluginConfig) -> None:
-    """Judge the running totals, the same way as the final verdict, every half second."""
+    """Judge the running totals, the same way as the final verdict, twice a second."""
     breached_since: float | None = None
     while True:
         gevent.sleep(ABORT_CHECK_INTERVAL)
         runner = environment.runner
-        stats = runner.stats
-        by_name: dict[str, Observation] = {}
-        for entry in list(stats.entries.values()):
-            previous = by_name.get(entry.name)
-            current = _error_observation(entry)
-            if previous is not None:
-                current = Observation(
-                    requests=previous.requests + current.requests,
-                    failures=previous.failures + current.failures,
-                    rps=0.0,
-                    avg_ms=0.0,
-                    min_ms=0.0,
-                    max_ms=0.0,
-                    percentile_ms=lambda _percent: 0.0,
-                )
-            by_name[entry.name] = current
-        results = evaluate_all(thresholds, _error_observation(stats.total), by_name)
+        total, by_name = _error_observations(runner.stats)
+        results = evaluate_all(thresholds, total, by_name)
         # No data yet is not a breach: only an observed error rate above the limit counts.
         failing = [r for r in results if r.observed is not None and not r.passed]
         now = time.monotonic()
