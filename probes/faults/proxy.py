@@ -70,6 +70,7 @@ class FaultProxy:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.ServerRunner | None = None
+        self._held: set[asyncio.Task[object]] = set()
 
     @property
     def url(self) -> str:
@@ -88,7 +89,8 @@ class FaultProxy:
         )
         # handler_cancellation: a client that gives up cancels its handler, and so the upstream call.
         server = web.Server(self._handle, handler_cancellation=True, access_log=None)
-        self._runner = web.ServerRunner(server, handle_signals=False)
+        # Requests held by a `timeout` fault must not delay a shutdown by the default minute.
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         try:
@@ -102,6 +104,8 @@ class FaultProxy:
         self.port = int(address[1])
 
     async def stop(self) -> None:
+        for task in list(self._held):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -127,8 +131,16 @@ class FaultProxy:
             # The connection is gone; aiohttp cancels this handler as it notices.
             raise asyncio.CancelledError
         client_gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Held until the fault goes away; a client that gives up cancels this handler meanwhile.
-        await hold(self.store, active, client_gone)
+        # Held until the fault goes away; a client that gives up cancels this handler meanwhile,
+        # and so does a shutdown (see stop), which must not wait for a fault's TTL.
+        task = asyncio.current_task()
+        if task is not None:
+            self._held.add(task)
+        try:
+            await hold(self.store, active, client_gone)
+        finally:
+            if task is not None:
+                self._held.discard(task)
         return await self._forward(request, None)
 
     async def _forward(self, request: web.BaseRequest, outcome: str | None) -> web.StreamResponse:

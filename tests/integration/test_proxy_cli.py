@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import threading
+import time
 
 import httpx
 import pytest
 
 from tests.support.faults import metric_value
 from tests.support.processes import cli, run_cli, started
+
+PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
 
 
 def test_proxy_in_front_of_the_demo_target() -> None:
@@ -33,9 +39,26 @@ def test_proxy_in_front_of_the_demo_target() -> None:
             assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "error"}) == 1
             assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "forwarded"}) == 1
 
+            if os.access(PROMTOOL, os.X_OK):
+                lint = subprocess.run([PROMTOOL, "check", "metrics"], input=metrics, capture_output=True, text=True)
+                assert (lint.returncode, lint.stdout + lint.stderr) == (0, "")
+
+            # A request held by a timeout fault must not hold up the shutdown for the fault's TTL.
+            hold = {"type": "timeout", "match": {"path": "^/health"}, "ttl": "10m"}
+            assert httpx.post(f"{control_url}/-/faults", json=hold, headers=auth).status_code == 201
+            held = threading.Thread(target=_ignore_errors, args=(f"{proxy_url}/health",), daemon=True)
+            held.start()
+            time.sleep(0.3)
+            start = time.monotonic()
             os.killpg(proxy.proc.pid, signal.SIGTERM)
             assert proxy.proc.wait(10) == 0
+            assert time.monotonic() - start < 5
             assert "Traceback" not in proxy.text()
+
+
+def _ignore_errors(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(url, timeout=30)
 
 
 @pytest.mark.parametrize(

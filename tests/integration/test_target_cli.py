@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import httpx
 import pytest
 
 from tests.support.processes import cli, run_cli, started
+
+PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -21,6 +24,10 @@ def test_target_serves_announces_itself_and_stops_cleanly(sig: signal.Signals) -
         assert "sku-00042" in [hit["id"] for hit in hits]
         faults = httpx.get(f"{url}/-/faults", headers={"Authorization": "Bearer from-env"})
         assert faults.json() == {"faults": []}
+        if sig == signal.SIGTERM and os.access(PROMTOOL, os.X_OK):
+            metrics = httpx.get(f"{url}/metrics").text
+            lint = subprocess.run([PROMTOOL, "check", "metrics"], input=metrics, capture_output=True, text=True)
+            assert (lint.returncode, lint.stdout + lint.stderr) == (0, "")
         os.killpg(target.proc.pid, sig)
         assert target.proc.wait(10) == 0
         lines = [line for line in target.text().splitlines() if "listening on" in line]
