@@ -134,7 +134,8 @@ class Fault(BaseModel):
         return self
 
     def applies_to(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
-        if self.type == "unready" and not is_health_path(path):
+        # `unready` answers the usual health endpoints by default; a user naming a path knows better.
+        if self.type == "unready" and self.match.path is None and not is_health_path(path):
             return False
         return self.match.matches(method, path, headers)
 

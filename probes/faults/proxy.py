@@ -146,6 +146,10 @@ class FaultProxy:
     async def _forward(self, request: web.BaseRequest, outcome: str | None) -> web.StreamResponse:
         assert self._session is not None
         url = URL(self._base + request.raw_path, encoded=True)
+        if request.body_exists and request.headers.get("Expect", "").lower() == "100-continue":
+            # Answer it here, as aiohttp's router would: a client waiting for a 100 that the upstream
+            # (which never sees the Expect) will not send would stall for a second before the body.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             upstream = await self._session.request(
                 request.method,
@@ -197,6 +201,8 @@ def _forward_headers(items: Iterable[tuple[str, str]], request: web.BaseRequest)
         lower = name.lower()
         if lower == "host":
             original_host = value
+        elif lower == "expect":
+            continue  # answered by the proxy itself
         elif lower == "connection":
             connection_listed.append(value)
         elif lower not in HOP_BY_HOP:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -123,3 +125,24 @@ def test_concurrent_requests_are_all_forwarded(proxy: Proxy) -> None:
         thread.join(30)
     assert results == [200] * 160
     assert time.perf_counter() - start < 20
+
+
+def test_expect_100_continue_is_answered_without_a_stall(proxy: Proxy) -> None:
+    parts = urlsplit(proxy.url)
+    assert parts.hostname and parts.port
+    with socket.create_connection((parts.hostname, parts.port), timeout=0.5) as sock:
+        sock.sendall(f"POST /echo HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\nConnection: close\r\n\r\n".encode())
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")  # well within the 0.5 s timeout
+        sock.sendall(b"hello")
+        sock.settimeout(5)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"expect"' not in answer  # the upstream never saw the Expect header
+
+
+def test_an_upstream_path_prefix_is_kept(upstream: Upstream) -> None:
+    with running_proxy(f"{upstream.url}/echo/base/") as prefixed:
+        assert prefixed.http.get("/x?y=1").json()["path_qs"] == "/echo/base/x?y=1"

@@ -75,3 +75,9 @@ def test_unready_answers_health_and_readiness_endpoints(path: str) -> None:
 @pytest.mark.parametrize("path", ["/health/live", "/livez", "/api/search", "/healthcheck-docs", "/"])
 def test_unready_leaves_liveness_and_other_endpoints_alone(path: str) -> None:
     assert not Fault.model_validate({"type": "unready"}).applies_to("GET", path, {})
+
+
+def test_unready_with_an_explicit_path_answers_that_path() -> None:
+    fault = Fault.model_validate({"type": "unready", "match": {"path": "^/status$"}})
+    assert fault.applies_to("GET", "/status", {})
+    assert not fault.applies_to("GET", "/health/ready", {})
