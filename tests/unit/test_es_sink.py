@@ -199,7 +199,7 @@ def test_write_never_blocks_while_elasticsearch_hangs(es: FakeElasticsearch) -> 
     times, lag = run_with_sink(sink_config(es, queue_size=500, timeout="5s"), body)
     # Loose bounds: a blocking write would wait for the 5s bulk timeout; a busy shared machine can
     # still deschedule the process for a moment, so the slowest write is only bounded far from that.
-    assert times[int(len(times) * 0.99)] < 0.005
+    assert times[int(len(times) * 0.99)] < 0.05
     assert times[-1] < 1.0
     assert sum(times) < 2.0
     assert lag < 0.5
