@@ -197,6 +197,15 @@ class Runner:
                 self.say(f"[{label}] warning: {exc}")
             return None
 
+    @staticmethod
+    async def _am_alerts(env: _Env) -> list[dict[str, str]]:
+        if env.alertmanager is None:
+            return []
+        try:
+            return await env.alertmanager.alerts()
+        except WatchError:
+            return []
+
     async def _drill(self, env: _Env, drill: Drill, injector: injectors.Injector) -> DrillResult:
         result = DrillResult(
             name=drill.name,
@@ -285,11 +294,8 @@ class Runner:
         last_progress = started
         while not env.stop.is_set():
             now = time.monotonic() - started
-            active = await self._active(env, tag)
-            am_alerts: list[dict[str, str]] = []
-            if env.alertmanager is not None:
-                with contextlib.suppress(WatchError):
-                    am_alerts = await env.alertmanager.alerts()
+            # Both at once: a slow answer from one must not delay what we see of the other.
+            active, am_alerts = await asyncio.gather(self._active(env, tag), self._am_alerts(env))
             for alert in result.alerts:
                 self._observe(env, tag, alert, active or [], am_alerts, started, now)
             if all(self._firing_done(a, now) for a in result.alerts):

@@ -103,7 +103,9 @@ def test_passing_drill_notifies_resolves_and_writes_reports(env: Env, tmp_path: 
                           "time_to_notified_seconds", "time_to_resolved_seconds", "bound_seconds"}
     assert alert["alert"] == "HighErrorRate" and alert["passed"] is True
     pending, firing, notified = (alert[f"time_to_{k}_seconds"] for k in ("pending", "firing", "notified"))
-    assert 0 < pending <= firing <= notified
+    assert 0 < pending <= firing
+    # The receiver records a notification the moment it arrives; firing is seen at the next poll.
+    assert notified >= firing - 1.0
     assert alert["time_to_resolved_seconds"] > 0
     # The measured time lies in the theoretical window [for, bound], plus polling and scheduling slack.
     bound = alert["bound_seconds"]
