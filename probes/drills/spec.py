@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from probes import yamlfile
 from probes.durations import Duration
-from probes.errors import ConfigError
+from probes.errors import ConfigError, UsageError
 from probes.faults.model import MAX_TTL
 from probes.faults.model import Fault as FaultModel
 
@@ -103,6 +103,17 @@ class Drill(Strict):
 
 class Receiver(Strict):
     listen: str = "127.0.0.1:9099"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        from probes.servers import split_host_port
+
+        try:
+            split_host_port(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class DrillFile(Strict):

@@ -130,13 +130,16 @@ def test_drill_whose_alert_never_fires_fails_and_reverts(env: Env, tmp_path: Pat
     wait_quiet(env.stack.prometheus_url)
     # Errors on a path nobody calls: HighErrorRate cannot fire.
     fault = error_fault(env.target, TOKEN, path="^/nobody-calls-this")
-    path = write_drills(tmp_path / "d.yaml", env.stack, [_drill(env, "quiet", fault, [
-        {"alert": "HighErrorRate", "within": "4s"}])])
+    path = write_drills(tmp_path / "d.yaml", env.stack, [
+        _drill(env, "quiet", fault, [{"alert": "HighErrorRate", "within": "4s"}]),
+        _drill(env, "not-selected", error_fault(env.target, TOKEN), [{"alert": "HighErrorRate"}]),
+    ])
     junit = tmp_path / "junit.xml"
-    result = _run(env, path, "--junit", str(junit), "--report-json", "-")
+    result = _run(env, path, "--drill", "quiet", "--junit", str(junit), "--report-json", "-")
     assert result.returncode == 1, result.stdout + result.stderr
     _no_faults(env)
     report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert [d["name"] for d in report["drills"]] == ["quiet"]
     [alert] = report["drills"][0]["alerts"]
     assert alert["passed"] is False and alert["time_to_firing_seconds"] is None
     assert "did not fire within 4s" in alert["message"]

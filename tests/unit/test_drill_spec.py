@@ -101,6 +101,11 @@ def test_duplicate_names_bad_urls_and_durations() -> None:
     assert "invalid duration" in _errors(VALID.replace("within: 60s", "within: soon"))[0]
 
 
+def test_receiver_listen_is_checked_at_load() -> None:
+    [message] = _errors(VALID.replace("listen: 127.0.0.1:9099", "listen: nowhere"))
+    assert message.startswith("drills.yaml:3: receiver.listen: invalid listen address 'nowhere'")
+
+
 def test_not_a_mapping_and_bad_yaml() -> None:
     assert "a drill file is a mapping" in _errors("- 1\n")[0]
     assert _errors("drills: [\n")[0].startswith("drills.yaml:")
