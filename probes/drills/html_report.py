@@ -144,7 +144,7 @@ def _alert_row(alert: AlertResult, reverted: float | None, y: float, x: object) 
         out.append(
             _marker(
                 x(alert.alertmanager),
-                y - 14,
+                y + 14,
                 "#8e6cc4",
                 f"in Alertmanager at {_fmt(alert.alertmanager)}",
                 "diamond",
