@@ -79,7 +79,9 @@ class FaultProxy:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=60),
+            # Idle upstream connections are dropped before common servers drop them (uvicorn: 5 s), so a
+            # request is rarely sent on a connection the upstream is closing (a spurious 502 for a POST).
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=60, keepalive_timeout=4.0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
             auto_decompress=False,  # pass bytes through exactly as the upstream encoded them
             cookie_jar=aiohttp.DummyCookieJar(),
