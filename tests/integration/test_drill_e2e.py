@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -176,6 +177,25 @@ def test_proxy_injector_against_a_real_upstream(env: Env, tmp_path: Path) -> Non
     print(f"timing ServiceDown: firing {alert['time_to_firing_seconds']} bound {alert['bound_seconds']}")
     assert alert["bound_seconds"] == pytest.approx(1 + 1 + 2)  # one scrape + one evaluation + for
     assert alert["time_to_firing_seconds"] <= alert["bound_seconds"] + SLACK, alert
+
+
+def test_command_injector_drill(env: Env, tmp_path: Path) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    wait_quiet(env.stack.prometheus_url)
+    auth = f"-H 'Authorization: Bearer {PROXY_TOKEN}'"
+    # $FAULT_TTL_SECONDS is the shell's (set by the injector); ${VAR} would be interpolated at load.
+    body = '{"type": "error", "status": 503, "match": {"path": "^/metrics"}, "ttl": \'"$FAULT_TTL_SECONDS"\'}'
+    fault = {"injector": "command", "timeout": "10s", "ttl": "1m",
+             "inject": f"{curl} -sf -X POST {auth} -H 'Content-Type: application/json' -d '{body}' "
+                       f"{env.proxy_control}/-/faults",
+             "revert": f"{curl} -sf -X DELETE {auth} {env.proxy_control}/-/faults"}
+    path = write_drills(tmp_path / "d.yaml", env.stack, [_drill(env, "by-command", fault, [
+        {"alert": "ServiceDown", "labels": {"job": "via-proxy"}, "within": "20s"}])])
+    result = _run(env, path, "--report-json", "-")
+    assert result.returncode == 0, result.stdout + result.stderr
+    _no_faults(env)
 
 
 def _long_drill(env: Env, tmp_path: Path, ttl: str) -> Path:
