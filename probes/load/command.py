@@ -301,7 +301,8 @@ def _judge(raw: reports.RawRun, thresholds: list[Threshold], options: LoadOption
         reports.write_json(report, options.report_json)
     if options.junit is not None:
         reports.write_junit(report, options.junit)
-    if options.html is not None and not options.html.exists():
+    # Locust expands {u}/{r}/{t} in the HTML file name itself, so only a literal name can be checked.
+    if options.html is not None and "{" not in options.html.name and not options.html.exists():
         print(f"probe-agent load: warning: Locust wrote no HTML report to {options.html}", file=sys.stderr)
     lines = reports.console_lines(report)
     if raw.worker_requests:
