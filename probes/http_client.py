@@ -160,10 +160,13 @@ class HttpClient:
         self._fresh: aiohttp.ClientSession | None = None
         self._reuse: aiohttp.ClientSession | None = None
         self._tls: dict[tuple[Any, ...], ssl.SSLContext | bool] = {}
+        self._closed = False
 
     def _session(self, reuse: bool) -> aiohttp.ClientSession:
         session = self._reuse if reuse else self._fresh
         if session is None:
+            if self._closed:
+                raise RequestFailed("error", "the agent is shutting down")
             connector = _connector(fresh=not reuse)
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -258,6 +261,7 @@ class HttpClient:
             _marks.reset(token)
 
     async def aclose(self) -> None:
+        self._closed = True
         for session in (self._fresh, self._reuse):
             if session is not None:
                 await session.close()

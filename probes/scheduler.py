@@ -34,6 +34,8 @@ class Scheduler:
         self._probers: dict[str, Prober] = {}
         self._runs: dict[str, int] = {}
         self._planned: dict[str, float] = {}
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True})
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -75,13 +77,23 @@ class Scheduler:
 
     async def _job(self, name: str) -> None:
         prober = self._probers.get(name)
-        if prober is None:
+        if prober is None or self._stopping:
             return
-        async with self._limit:
-            planned = self._planned.get(name)
-            if planned is not None:
-                self._metrics.schedule_lag.observe(max(0.0, time.time() - planned))
-            await self.run_now(prober)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            async with self._limit:
+                planned = self._planned.get(name)
+                if planned is not None:
+                    self._metrics.schedule_lag.observe(max(0.0, time.time() - planned))
+                await self.run_now(prober)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by shutdown: not an error worth a traceback in APScheduler's log.
+        finally:
+            self._running.discard(task)
 
     async def run_limited(self, prober: Prober) -> ProbeResult:
         async with self._limit:
@@ -99,5 +111,11 @@ class Scheduler:
         return result
 
     async def shutdown(self) -> None:
+        """Stop scheduling and cancel runs in flight, so nothing uses the client after it closes."""
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
