@@ -2,7 +2,10 @@
 
 Run from the repository root (loopback only; about 4-5 minutes, `--quick` about 2):
 
-    python tests/benchmarks/bench_agent.py [--quick] [--skip-clients]
+    python tests/benchmarks/bench_agent.py [--quick] [--skip-clients] [--uvloop]
+
+(`--uvloop` adds, to every round of section 1, the same agent on uvloop: a measured what-if, not what
+`probe-agent run` does; about 25 s more per round.)
 
 What it measures, in one run, and prints as one table with ratios against the targets:
 
@@ -214,8 +217,10 @@ class CpuRound:
         return self.cpu / self.probes if self.probes else math.nan
 
 
-def agent_round(procs: Processes, t: Timing, config: Path, use_cli: bool, index: int) -> CpuRound:
-    agent, base = start_agent(procs, config, f"agent-cpu-{index}", use_cli, REPO)
+def agent_round(procs: Processes, t: Timing, config: Path, use_cli: bool, index: int, prelude: str = "") -> CpuRound:
+    agent, base = start_agent(
+        procs, config, f"agent-cpu-{index}{'-variant' if prelude else ''}", use_cli, REPO, prelude
+    )
     time.sleep(t.warmup)
     before = metrics_text(base)
     cpu0, sys0, t0 = cpu_split(agent.pid), system_cpu(), time.monotonic()
@@ -244,7 +249,20 @@ def agent_round(procs: Processes, t: Timing, config: Path, use_cli: bool, index:
     )
 
 
-def bench_cpu(procs: Processes, report: Report, t: Timing, target_url: str, use_cli: bool) -> None:
+UVLOOP = "import uvloop; uvloop.install()"
+
+
+def lag_p99(rounds: list[CpuRound]) -> tuple[float, float]:
+    lag: dict[float, float] = {}
+    for r in rounds:
+        for le, count in r.extra["lag"].items():
+            lag[le] = lag.get(le, 0.0) + count
+    return quantile_from_buckets({}, lag, 0.99)
+
+
+def bench_cpu(
+    procs: Processes, report: Report, t: Timing, target_url: str, use_cli: bool, uvloop_variant: bool
+) -> None:
     step(
         f"1+2. CPU per probe at {RATE}/s, fresh connection, body regex: the agent ({RATE} probes, interval 1s) "
         f"and blackbox_exporter ({RATE} /probe requests/s) take turns, {t.rounds} round(s) each; "
@@ -253,6 +271,7 @@ def bench_cpu(procs: Processes, report: Report, t: Timing, target_url: str, use_
     config = write_agent_config(procs, "agent-cpu", http_probes(RATE, target_url), "1s", "900ms")
     agents: list[CpuRound] = []
     blackboxes: list[CpuRound] = []
+    variants: list[CpuRound] = []
     for index in range(t.rounds):
         a = agent_round(procs, t, config, use_cli, index)
         agents.append(a)
@@ -268,6 +287,14 @@ def bench_cpu(procs: Processes, report: Report, t: Timing, target_url: str, use_
             f"machine {b.machine_busy * 100:.0f}% busy; ratio {a.per_probe / b.per_probe:.2f}",
             flush=True,
         )
+        if uvloop_variant:
+            v = agent_round(procs, t, config, use_cli, index, UVLOOP)
+            variants.append(v)
+            print(
+                f"   round {index + 1} agent on uvloop: {ms(v.per_probe)}/probe, {v.ok:.0f}/{v.probes:.0f} ok, "
+                f"machine {v.machine_busy * 100:.0f}% busy; ratio {v.per_probe / b.per_probe:.2f}",
+                flush=True,
+            )
 
     def pooled(rounds: list[CpuRound]) -> tuple[float, float, float, float, float, float]:
         cpu = sum(r.cpu for r in rounds)
@@ -310,15 +337,29 @@ def bench_cpu(procs: Processes, report: Report, t: Timing, target_url: str, use_
     for r in agents:
         for le, count in r.extra["lag"].items():
             lag[le] = lag.get(le, 0.0) + count
+    per_round = "; per round: " + ", ".join(
+        f"le {ms(lag_p99([r])[1])} (machine {r.machine_busy * 100:.0f}% busy)" for r in agents
+    )
     for q in (0.5, 0.99):
         estimate, bound = quantile_from_buckets({}, lag, q)
         report.add(
             "2",
             f"schedule lag p{q * 100:g} at {RATE}/s (interpolated; bucket le)",
-            f"{ms(estimate)} (le {ms(bound)}; {lag.get(math.inf, 0):.0f} runs)",
+            f"{ms(estimate)} (le {ms(bound)}; {lag.get(math.inf, 0):.0f} runs)" + (per_round if q == 0.99 else ""),
             "<= 10 ms" if q == 0.99 else "",
             (bound <= 0.010) if q == 0.99 else None,
         )
+    if variants:
+        v_pp = sum(r.cpu for r in variants) / sum(r.probes for r in variants)
+        v_sys = sum(r.system for r in variants) / sum(r.probes for r in variants)
+        report.add(
+            "1v",
+            "variant: agent on uvloop, CPU per probe",
+            f"{ms(v_pp)} (user {ms(v_pp - v_sys)}, sys {ms(v_sys)}); {v_pp / a_pp:.2f}x the agent, "
+            f"ratio to blackbox {v_pp / b_pp:.2f}",
+        )
+        v_lag = lag_p99(variants)
+        report.add("1v", "variant: agent on uvloop, schedule lag p99", f"{ms(v_lag[0])} (le {ms(v_lag[1])})")
 
 
 # ---------------------------------------------------------------------------------- blackbox_exporter
@@ -722,6 +763,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter windows (about 2 minutes)")
     parser.add_argument("--skip-clients", action="store_true", help="skip section 5 (HTTP clients alone)")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="also run the agent on uvloop in each round of section 1 (a variant, not what `run` does)",
+    )
     parser.add_argument("--worker", choices=["delay-server", "client"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
@@ -752,7 +798,7 @@ def main() -> int:
             nginx, base = start_nginx(procs)
             target = f"{base}/health"
             print(f"nginx on {base} (pid {nginx.pid})", flush=True)
-            bench_cpu(procs, report, t, target, use_cli)
+            bench_cpu(procs, report, t, target, use_cli, args.uvloop)
             bench_accuracy(procs, report, t, use_cli)
             bench_thousand(procs, report, t, target, use_cli)
             if not args.skip_clients:

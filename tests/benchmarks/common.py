@@ -306,12 +306,16 @@ raise SystemExit(asyncio.run(serve(agent)))
 """
 
 
-def start_agent(procs: Processes, config: Path, name: str, use_cli: bool, repo: Path) -> tuple[Child, str]:
+def start_agent(
+    procs: Processes, config: Path, name: str, use_cli: bool, repo: Path, prelude: str = ""
+) -> tuple[Child, str]:
+    """The agent on a free port; `prelude` (Python code run first, e.g. installing uvloop) implies the
+    in-process launcher."""
     listen = f"{LOOPBACK}:0"
-    if use_cli:
+    if use_cli and not prelude:
         cmd = [sys.executable, "-m", "probes", "run", "--config", str(config), "--listen", listen]
     else:
-        cmd = [sys.executable, "-c", IN_PROCESS_AGENT, str(config), listen]
+        cmd = [sys.executable, "-c", prelude + "\n" + IN_PROCESS_AGENT, str(config), listen]
     child = procs.start(name, cmd, cwd=str(repo), env={"PYTHONPATH": str(repo)})
     line = child.wait_for_output("agent listening on", timeout=60)
     return child, line.rsplit(" ", 1)[-1].rstrip("/")
