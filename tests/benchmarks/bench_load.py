@@ -227,6 +227,10 @@ def main() -> int:
     print(f"probe-agent --workers 1 {top['workers_1']:10.1f} req/s  {eff['workers_1']:8.1f} req/CPU-s")
     print(f"probe-agent --workers 2 {top['workers_2']:10.1f} req/s  {eff['workers_2']:8.1f} req/CPU-s  "
           f"ratio {scale_ratio:.3f} (goal >= 1.6)")
+    paired = [w2 / w1 for w1, w2 in zip(rps["workers_1"], rps["workers_2"], strict=True)]
+    paired_wrapper = [pa / lo for lo, pa in zip(rps["locust"], rps["probe_agent"], strict=True)]
+    print("per round (adjacent runs, same conditions): wrapper "
+          + ", ".join(f"{r:.3f}" for r in paired_wrapper) + "; workers " + ", ".join(f"{r:.3f}" for r in paired))
     print(f"wrk (reference)         {reference:10.1f} req/s")
     print(f"load average after {load_after[0]:.2f}")
     if options.json:
@@ -240,6 +244,8 @@ def main() -> int:
             "wrapper_ratio": round(wrapper_ratio, 3),
             "wrapper_cpu_ratio": round(wrapper_cpu_ratio, 3),
             "workers_ratio": round(scale_ratio, 3),
+            "per_round_wrapper_ratio": [round(r, 3) for r in paired_wrapper],
+            "per_round_workers_ratio": [round(r, 3) for r in paired],
         }  # fmt: skip
         options.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if wrapper_ratio >= 0.95 and scale_ratio >= 1.6 else 1
