@@ -821,8 +821,9 @@ def main() -> int:
     report.notes.append(
         f"total benchmark time {time.monotonic() - began:.0f}s on {os.cpu_count()} cores; load average "
         f"{' '.join(load_before)} at start, {' '.join(load_after)} at the end. CPU per probe and above all the "
-        "schedule lag depend on other load on the machine: the 'machine busy' shares show it; the agent and "
-        "blackbox_exporter take turns so that each ratio compares neighbouring windows."
+        "schedule lag depend on other load on the machine: the 'machine N% busy' figures (share of all "
+        "cores' time, every process including the measured ones) show it; the agent and blackbox_exporter "
+        "take turns so that each ratio compares neighbouring windows."
     )
     report.print()
     return 0 if all(r.verdict != "MISS" for r in report.rows) else 1
