@@ -22,6 +22,7 @@ from multidict import CIMultiDictProxy
 
 from probes import __version__
 from probes.config_base import TlsConfig
+from probes.tls import build_ssl_context
 
 USER_AGENT = f"probe-agent/{__version__}"
 _clock = time.perf_counter
@@ -142,15 +143,7 @@ def _error_reason(exc: BaseException) -> tuple[str, str]:
 
 
 def tls_context(tls: TlsConfig | None) -> ssl.SSLContext | bool:
-    if tls is None:
-        return True
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    return context
+    return True if tls is None else build_ssl_context(tls)
 
 
 class HttpClient:

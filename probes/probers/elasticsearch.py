@@ -27,6 +27,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
 from probes.elasticsearch_config import CLUSTER_COLORS, ElasticsearchConnection, ElasticsearchProbeConfig
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
+from probes.tls import build_ssl_context
 
 log = logging.getLogger(__name__)
 # The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
@@ -67,14 +68,7 @@ def ssl_context_for(conn: ElasticsearchConnection) -> ssl.SSLContext | None:
     """The TLS settings of `tls:` as one context, or None for the client's defaults (and for http://)."""
     if conn.tls is None or not conn.hosts[0].startswith("https://"):
         return None
-    tls = conn.tls
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    return context
+    return build_ssl_context(conn.tls)
 
 
 def make_client(conn: ElasticsearchConnection, *, request_timeout: float) -> AsyncElasticsearch:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.httpserver import run_agent, serve_aiohttp
-from tests.support.processes import run_cli
+from tests.support.processes import once_results, run_cli
 
 
 class FlakyApi:
@@ -85,9 +84,7 @@ def config(api: tuple[FlakyApi, str], tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def results(config: Path) -> dict[str, dict[str, Any]]:
-    proc = run_cli("once", "--config", str(config), "--format", "json")
-    assert proc.returncode == 1, proc.stderr
-    return {r["probe"]: r for r in json.loads(proc.stdout)}
+    return once_results(config, expect_code=1)
 
 
 def test_a_retry_turns_a_flaky_failure_into_a_success(results: dict[str, dict[str, Any]]) -> None:

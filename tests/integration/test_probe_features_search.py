@@ -3,7 +3,6 @@ queries_file rotated run by run, and cache_bust."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.httpserver import run_agent, serve_aiohttp
-from tests.support.processes import run_cli
+from tests.support.processes import once_results
 
 
 class SearchApi:
@@ -106,9 +105,7 @@ def config(api: tuple[SearchApi, str], tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def results(config: Path) -> dict[str, dict[str, Any]]:
-    proc = run_cli("once", "--config", str(config), "--format", "json")
-    assert proc.returncode == 1, proc.stderr
-    return {r["probe"]: r for r in json.loads(proc.stdout)}
+    return once_results(config, expect_code=1)
 
 
 def test_a_response_matching_the_schema_passes(results: dict[str, dict[str, Any]]) -> None:

@@ -4,7 +4,6 @@ probe_ssl_earliest_cert_expiry, and the tls phase."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import trustme
 from aiohttp import web
 
 from tests.support.httpserver import run_agent, serve_aiohttp
-from tests.support.processes import run_cli
+from tests.support.processes import once_results
 from tests.support.tls import ServerCert, issue
 
 
@@ -113,9 +112,7 @@ def config(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def results(config: Path) -> dict[str, dict[str, Any]]:
-    proc = run_cli("once", "--config", str(config), "--format", "json")
-    assert proc.returncode == 1, proc.stderr
-    return {r["probe"]: r for r in json.loads(proc.stdout)}
+    return once_results(config, expect_code=1)
 
 
 def test_a_certificate_from_the_configured_ca_is_trusted(results: dict[str, dict[str, Any]],

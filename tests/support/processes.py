@@ -7,6 +7,7 @@ Server commands print `probe-agent: <what> listening on <URL>` to stdout once th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 LISTENING = re.compile(r"probe-agent: (?P<what>[\w .-]+?) listening on (?P<url>\S+)")
 
@@ -89,3 +91,12 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.1, what: s
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def once_results(config: object, *extra: str, expect_code: int | None = None) -> dict[str, dict[str, Any]]:
+    """`probe-agent once --format json` on a config file: the results by probe name."""
+    proc = run_cli("once", "--config", str(config), "--format", "json", *extra)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if expect_code is not None:
+        assert proc.returncode == expect_code, proc.stderr
+    return {r["probe"]: r for r in json.loads(proc.stdout)}
