@@ -2,7 +2,8 @@
 
 Bundled scenarios live in the top-level `scenarios/` directory. It is found next to the `probes`
 package (a source checkout or an editable install), as an installed `scenarios` package (found
-without importing it), or wherever `PROBE_AGENT_SCENARIOS` points.
+without importing it), wherever `PROBE_AGENT_SCENARIOS` points, or, last, in `./scenarios` (a
+container that copied the source tree and installed the package from it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def _candidates() -> list[Path]:
         spec = None
     if spec is not None and spec.submodule_search_locations:
         found.extend(Path(location) for location in spec.submodule_search_locations)
+    found.append(Path.cwd() / "scenarios")
     return found
 
 
