@@ -16,6 +16,7 @@ from probes.config_base import NAME_PATTERN, Expect, ProbeBase, Strict, TlsConfi
 from probes.durations import Duration
 from probes.elasticsearch_config import ElasticsearchProbeConfig, ElasticsearchSinkConfig
 from probes.errors import ConfigError
+from probes.probers import PROBERS
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
@@ -180,11 +181,8 @@ class AgentConfig(Strict):
     probes: list[ProbeConfig] = Field(default_factory=list)
     sinks: Sinks = Field(default_factory=Sinks)
 
-    def probe(self, name: str) -> Any:
-        return next(p for p in self.probes if p.name == name)
 
-
-PROBE_TYPES = ("http", "search", "scripted", "elasticsearch")
+PROBE_TYPES = tuple(PROBERS)
 
 
 def _scripted_keep(data: Any) -> Any:

@@ -41,13 +41,13 @@ class _QuietServer(uvicorn.Server):
 class AsgiServer:
     """One uvicorn server on host:port (port 0 picks a free one); `url` is known after `start`."""
 
-    def __init__(self, app: Any, host: str, port: int, *, access_log: bool = False) -> None:
+    def __init__(self, app: Any, host: str, port: int) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="warning",
-            access_log=access_log,
+            access_log=False,
             lifespan="on",
             loop="none",
             timeout_graceful_shutdown=2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from probes.result import ProbeResult
 
@@ -23,8 +23,6 @@ class RunContext:
 
 
 class Prober(ABC):
-    type_name: ClassVar[str]
-
     def __init__(self, config: Any) -> None:
         self.config = config
 

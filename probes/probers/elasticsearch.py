@@ -161,7 +161,6 @@ class _Run:
 
 
 class ElasticsearchProber(Prober):
-    type_name = "elasticsearch"
     config: ElasticsearchProbeConfig
 
     def __init__(self, config: ElasticsearchProbeConfig) -> None:

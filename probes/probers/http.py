@@ -40,7 +40,6 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
 
 
 class HttpProber(Prober):
-    type_name = "http"
     config: HttpProbeConfig | SearchProbeConfig
 
     def __init__(self, config: HttpProbeConfig | SearchProbeConfig) -> None:

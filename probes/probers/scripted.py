@@ -189,7 +189,6 @@ class _Outcome:
 
 
 class ScriptedProber(Prober):
-    type_name = "scripted"
     config: ScriptedProbeConfig
 
     def __init__(self, config: ScriptedProbeConfig) -> None:

@@ -25,7 +25,6 @@ def _total(value: Any) -> int | None:
 
 
 class SearchProber(HttpProber):
-    type_name = "search"
     config: SearchProbeConfig
 
     def params_for(self, ctx: RunContext) -> dict[str, Any] | None:
