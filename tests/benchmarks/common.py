@@ -24,6 +24,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Run as a script from tests/benchmarks/: the repo root holds the shared test helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support.processes import stop as stop_process_group
+
 LOOPBACK = "127.0.0.1"
 NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 BLACKBOX_BIN = os.environ.get("BLACKBOX_BIN", "/usr/bin/prometheus-blackbox-exporter")
@@ -139,15 +143,7 @@ class Processes:
 
     def stop(self, child: Child, grace: float = 5.0) -> None:
         proc = child.proc
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(grace)
+        stop_process_group(proc, grace)
         # Anything the child left behind in its session (nginx workers) goes too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -72,7 +72,7 @@ def started(cmd: Sequence[str], *, expect: Sequence[str], timeout: float = 30,
         stop(proc)
 
 
-def stop(proc: subprocess.Popen[str], grace: float = 10) -> None:
+def stop(proc: subprocess.Popen[Any], grace: float = 10) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
