@@ -1,4 +1,4 @@
-"""`probe-agent` command line: parse, call one module, turn the outcome into an exit code (DESIGN §4)."""
+"""`probe-agent` command line: parse, call one module, turn the outcome into an exit code."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from probes.errors import CannotRun, ConfigError, UsageError
 # Feature packages add their own subcommands through `add_parser(subparsers)`; each such module
 # must stay cheap to import (no locust, no elasticsearch at import time).
 COMMAND_MODULES = (
-    "probes.agent_commands",
+    "probes.agent.command",
     "probes.demo.command",
     "probes.faults.command",
     "probes.load.command",

@@ -1,4 +1,4 @@
-"""Exceptions that the CLI turns into exit codes (DESIGN §4) instead of tracebacks."""
+"""Exceptions that the CLI turns into exit codes instead of tracebacks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The bundled demo search API (DESIGN §8): what `probe-agent target` serves and the demo probes watch."""
+"""The bundled demo search API: what `probe-agent target` serves and the demo probes watch."""
 
 from __future__ import annotations
 

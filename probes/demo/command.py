@@ -1,4 +1,4 @@
-"""`probe-agent target`: the demo search API alone (DESIGN §8), with its fault API when given a token."""
+"""`probe-agent target`: the demo search API alone, with its fault API when given a token."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
 def run_target(args: argparse.Namespace) -> int:
     import asyncio
 
-    from probes.servers import split_host_port
+    from probes.asgi_server import split_host_port
 
     host, port = split_host_port(args.listen)
     token = args.admin_token or os.environ.get(TOKEN_ENV) or None
@@ -35,9 +35,9 @@ def run_target(args: argparse.Namespace) -> int:
 
 
 async def _serve(host: str, port: int, token: str | None) -> int:
+    from probes.asgi_server import AsgiServer
     from probes.demo.app import create_app
-    from probes.faults.lifecycle import wait_for_stop_signal
-    from probes.servers import AsgiServer
+    from probes.stop_signals import wait_for_stop_signal
 
     server = AsgiServer(create_app(token), host, port)
     await server.start()

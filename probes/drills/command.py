@@ -1,4 +1,4 @@
-"""`probe-agent drill`: run fire drills from a drill file (DESIGN §11). Exit 0 all passed, 1 one failed,
+"""`probe-agent drill`: run fire drills from a drill file. Exit 0 all passed, 1 one failed,
 2 invalid file or invocation, 3 could not run (Prometheus, Alertmanager or an injector unreachable)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def run_and_report(
 ) -> int:
     """Run, print the summary, write the requested reports; returns the exit code."""
     from probes.drills import html_report, report
-    from probes.drills.runner import Runner
+    from probes.drills.conduct import Runner
 
     result = await Runner(loaded).run(names or None)
     print(report.summary(result), flush=True)

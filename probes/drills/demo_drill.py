@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from probes.drills import report
+from probes.drills.conduct import Runner
 from probes.drills.local_stack import LocalStack, bundled_rules_dir, free_port, shorten_rules
-from probes.drills.runner import Runner
 from probes.drills.spec import DrillFile, LoadedDrills
 from probes.errors import CannotRun, UsageError
 

@@ -46,7 +46,7 @@ def _unreachable(what: str, url: str, exc: Exception) -> CannotRun:
 
 
 class FaultApiInjector:
-    """Our fault API (DESIGN §9), on the demo target or the proxy's control port."""
+    """Our fault API, on the demo target or the proxy's control port."""
 
     def __init__(self, fault: FaultApiFault, client: httpx.AsyncClient) -> None:
         self.fault = fault

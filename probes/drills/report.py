@@ -1,4 +1,4 @@
-"""Drill reports for machines: the JSON of DESIGN §11, JUnit XML (one testcase per expected alert), and a
+"""Drill reports for machines: the JSON, JUnit XML (one testcase per expected alert), and a
 plain-text summary for the terminal."""
 
 from __future__ import annotations

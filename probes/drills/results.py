@@ -1,4 +1,4 @@
-"""What a drill measured, and its JSON form (DESIGN §11 contract, plus a few extra keys for people)."""
+"""What a drill measured, and its JSON form (plus a few extra keys for people)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The drill file (DESIGN §11): strict pydantic models, ${VAR} interpolation, `FILE:LINE: path: msg`."""
+"""The drill file: strict pydantic models, ${VAR} interpolation, `FILE:LINE: path: msg`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from probes import yamlfile
+from probes.config import yamlfile
 from probes.durations import Duration
 from probes.errors import ConfigError, UsageError
 from probes.faults.model import MAX_TTL
@@ -27,7 +27,7 @@ def _url(value: str) -> str:
 
 
 class FaultSpec(FaultModel):
-    """The fault of DESIGN §9 as sent to a fault API; its TTL is the drill's `fault.ttl`."""
+    """The fault as sent to a fault API; its TTL is the drill's `fault.ttl`."""
 
     @model_validator(mode="before")
     @classmethod
@@ -43,7 +43,7 @@ class _FaultBase(Strict):
 
 
 class FaultApiFault(_FaultBase):
-    """Our fault API (DESIGN §9): the demo target's admin port or the proxy's control port."""
+    """Our fault API: the demo target's admin port or the proxy's control port."""
 
     injector: Literal["target", "proxy"]
     control: str
@@ -107,7 +107,7 @@ class Receiver(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        from probes.servers import split_host_port
+        from probes.asgi_server import split_host_port
 
         try:
             split_host_port(value)

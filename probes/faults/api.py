@@ -1,4 +1,4 @@
-"""The fault API (DESIGN §9, Contract), identical on the demo target and on the proxy's control port.
+"""The fault API, identical on the demo target and on the proxy's control port.
 
 GET /-/faults -> 200 {"faults": [...]}; POST /-/faults -> 201 {"id", "expires_at"};
 GET|DELETE /-/faults/{id}; DELETE /-/faults clears all. Bearer token required (401 without, 403 wrong);

@@ -1,4 +1,4 @@
-"""`probe-agent proxy`: the fault-injecting reverse proxy with its control listener (DESIGN §9)."""
+"""`probe-agent proxy`: the fault-injecting reverse proxy with its control listener."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def add_parser(subparsers: Any) -> None:
 def run_proxy(args: argparse.Namespace) -> int:
     import asyncio
 
+    from probes.asgi_server import split_host_port
     from probes.errors import UsageError
-    from probes.servers import split_host_port
 
     listen = split_host_port(args.listen)
     control = split_host_port(args.control)
@@ -56,11 +56,11 @@ def _check_upstream(text: str, error: type[Exception]) -> str:
 async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: str, token: str | None) -> int:
     from prometheus_client import CollectorRegistry
 
-    from probes.faults.control import create_control_app
-    from probes.faults.lifecycle import wait_for_stop_signal
+    from probes.asgi_server import AsgiServer
     from probes.faults.proxy import FaultProxy, ProxyMetrics
+    from probes.faults.proxy_control import create_control_app
     from probes.faults.store import FaultStore
-    from probes.servers import AsgiServer
+    from probes.stop_signals import wait_for_stop_signal
 
     store = FaultStore()
     registry = CollectorRegistry()

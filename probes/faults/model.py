@@ -1,4 +1,4 @@
-"""The one fault model (DESIGN §9), shared by the demo target, the proxy and the drill runner.
+"""The one fault model, shared by the demo target, the proxy and the drill runner.
 
 A fault says what to do (`type`), to which requests (`match`, `probability`) and for how long
 (`ttl`): every fault expires by itself, so a crashed drill cannot leave a service broken.

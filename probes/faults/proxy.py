@@ -1,4 +1,4 @@
-"""The fault-injecting reverse proxy (DESIGN §9): streams requests to one upstream, applying active faults.
+"""The fault-injecting reverse proxy: streams requests to one upstream, applying active faults.
 
 aiohttp on both sides (its low-level server, one shared ClientSession with keep-alive to the upstream):
 with no fault active the proxy must add well under a millisecond. Bodies are streamed chunk by chunk

@@ -1,4 +1,4 @@
-"""`probe-agent load`: a Locust load run as a CI stage (DESIGN §10).
+"""`probe-agent load`: a Locust load run as a CI stage.
 
 Cheap to import and never imports Locust: the run happens in child processes (`launcher`), the
 verdict and reports are computed here from the stats file the Locust master leaves behind.

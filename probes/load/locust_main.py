@@ -1,7 +1,7 @@
 """Entry point of the Locust subprocess: `python -m probes.load.locust_main <Locust arguments>`.
 
 Only `probe-agent load` starts this, always in a child process: importing Locust monkey-patches the
-whole interpreter with gevent (DESIGN §3), which must never happen in the agent or in pytest.
+whole interpreter with gevent, which must never happen in the agent or in pytest.
 """
 
 from __future__ import annotations

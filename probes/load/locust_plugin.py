@@ -1,4 +1,4 @@
-"""Locust-side half of `probe-agent load`: imported ONLY inside the Locust subprocess (DESIGN §3).
+"""Locust-side half of `probe-agent load`: imported ONLY inside the Locust subprocess.
 
 Hooks Locust's events to
 - pace every user to a share of `--rate` (all roles; the rate reaches workers in the spawn message),

@@ -1,4 +1,4 @@
-"""From the Locust master's raw stats to the verdict and the reports: JSON (DESIGN §10), JUnit, console.
+"""From the Locust master's raw stats to the verdict and the reports: JSON, JUnit, console.
 
 The Locust side (`locust_plugin`) dumps its aggregated stats, response-time histogram included, as
 `RawRun`; everything here is pure Python so the `probe-agent` process never imports Locust. Percentiles
@@ -164,7 +164,7 @@ class LoadReport:
         return self.requests > 0 and all(result.passed for result in self.results)
 
     def as_dict(self) -> dict[str, object]:
-        """DESIGN §10, exactly these keys."""
+        """The JSON report contract: exactly these keys."""
         return {
             "passed": self.passed,
             "thresholds": [result.as_dict() for result in self.results],

@@ -1,4 +1,4 @@
-"""k6-like pass/fail thresholds for a load run (DESIGN §10): parse `[NAME:]METRIC OP VALUE`, evaluate.
+"""k6-like pass/fail thresholds for a load run: parse `[NAME:]METRIC OP VALUE`, evaluate.
 
 Pure: no Locust, no I/O, so the same code judges the final report in the `probe-agent` process and
 the running totals for `--abort-on-fail` inside the Locust master.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
-    from probes.http_client import HttpClient
+    from probes.probers._http.client import HttpClient
 
 
 @dataclass(slots=True)

@@ -24,10 +24,10 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, SerializationError, TlsError, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
 
-from probes.elasticsearch_config import CLUSTER_COLORS, ElasticsearchConnection, ElasticsearchProbeConfig
+from probes.clients.tls import build_ssl_context
+from probes.config.elasticsearch import CLUSTER_COLORS, ElasticsearchConnection, ElasticsearchProbeConfig
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
-from probes.tls import build_ssl_context
 
 log = logging.getLogger(__name__)
 # The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
@@ -103,7 +103,7 @@ class Failure:
 
 
 def describe(exc: BaseException) -> Failure:
-    """What went wrong talking to Elasticsearch, as a probe reason (DESIGN §4) and a human message."""
+    """What went wrong talking to Elasticsearch, as a probe reason and a human message."""
     if isinstance(exc, UnsupportedProductError):
         return Failure("protocol", f"not Elasticsearch: {exc.message}", exc.meta.status)
     if isinstance(exc, ApiError):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from probes.assertions import Failed, ResponseView, check_latency, check_response
-from probes.certs import not_after
-from probes.config import HttpProbeConfig, RequestFields, SearchProbeConfig
-from probes.http_client import RequestFailed
+from probes.config.agent_file import HttpProbeConfig, RequestFields, SearchProbeConfig
+from probes.probers._http.certs import not_after
+from probes.probers._http.client import RequestFailed
+from probes.probers._http.expect import Failed, ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 

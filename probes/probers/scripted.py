@@ -15,16 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from probes.assertions import Failed, ResponseView, check_latency, check_response
-from probes.certs import not_after
-from probes.config import ExtractRule, ScriptedProbeConfig, Step
-from probes.http_client import HttpClient, HttpResponse, RequestFailed
+from probes.config.agent_file import ExtractRule, ScriptedProbeConfig, Step
 from probes.jsonpaths import compile_path
+from probes.probers._http.certs import not_after
+from probes.probers._http.client import HttpClient, HttpResponse, RequestFailed
+from probes.probers._http.expect import Failed, ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
 from probes.result import ProbeResult, StepResult
 
-# The same variable syntax as the environment interpolation in probes.yamlfile.
+# The same variable syntax as the environment interpolation in probes.config.yamlfile.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 

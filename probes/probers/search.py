@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from probes.assertions import Failed, ResponseView
-from probes.config import SearchProbeConfig
+from probes.config.agent_file import SearchProbeConfig
 from probes.jsonpaths import find
+from probes.probers._http.expect import Failed, ResponseView
 from probes.probers.base import RunContext
 from probes.probers.http import HttpProber
 from probes.result import Sample

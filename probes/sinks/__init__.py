@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from probes.agent_metrics import AgentIdentity, AgentMetrics
+from probes.agent.self_metrics import AgentIdentity, AgentMetrics
 from probes.sinks.base import Sink
 
 SINKS: dict[str, str] = {

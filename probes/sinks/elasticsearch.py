@@ -1,4 +1,4 @@
-"""The Elasticsearch results sink (DESIGN §7): one Heartbeat-like ECS document per probe run, bulk-written
+"""The Elasticsearch results sink: one Heartbeat-like ECS document per probe run, bulk-written
 into a daily index `<index>-YYYY.MM.DD` (UTC, by the run's start).
 
 `write` only appends to a bounded in-memory queue; one background task sends batches with the official
@@ -29,8 +29,8 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from probes import __version__
-from probes.agent_metrics import AgentIdentity, AgentMetrics
-from probes.elasticsearch_config import ElasticsearchSinkConfig
+from probes.agent.self_metrics import AgentIdentity, AgentMetrics
+from probes.config.elasticsearch import ElasticsearchSinkConfig
 from probes.probers.elasticsearch import describe, make_client
 from probes.result import ProbeResult
 from probes.sinks.base import Sink

@@ -1,4 +1,4 @@
-"""The Prometheus exporter as a sink (DESIGN §6): latest results rendered straight into the text format.
+"""The Prometheus exporter as a sink: latest results rendered straight into the text format.
 
 prometheus-client's generic collectors render every sample on every scrape; with 1,000 probes that is
 tens of thousands of label sets. Here each write re-renders only that probe's lines, and a scrape joins
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.agent_metrics import AgentIdentity
+from probes.agent.self_metrics import AgentIdentity
 from probes.result import ProbeResult
 from probes.sinks.base import Sink
 

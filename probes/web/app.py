@@ -13,7 +13,7 @@ from starlette.routing import Route
 from probes.web.status_page import render_status_page
 
 if TYPE_CHECKING:
-    from probes.agent import Agent
+    from probes.agent.agent import Agent
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

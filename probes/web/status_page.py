@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from probes import __version__
 
 if TYPE_CHECKING:
-    from probes.agent import Agent
+    from probes.agent.agent import Agent
 
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}

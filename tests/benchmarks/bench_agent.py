@@ -790,7 +790,7 @@ def main() -> int:
     )
     if not use_cli:
         report.notes.append(
-            "the agent ran through probes.daemon.serve() in a subprocess, because "
+            "the agent ran through probes.agent.serve.serve() in a subprocess, because "
             "`python -m probes --help` failed (a subcommand module missing); same code path as `run`"
         )
     try:

@@ -294,8 +294,8 @@ def agent_cli_works() -> bool:
 # Used when the CLI cannot start yet: exactly what `probe-agent run` does, without argument parsing.
 IN_PROCESS_AGENT = """\
 import asyncio, sys
-from probes.agent import Agent, Overrides
-from probes.daemon import serve, setup_logging
+from probes.agent.agent import Agent, Overrides
+from probes.agent.serve import serve, setup_logging
 setup_logging()
 agent = Agent.from_file(sys.argv[1], Overrides(listen=sys.argv[2]))
 raise SystemExit(asyncio.run(serve(agent)))

@@ -1,4 +1,4 @@
-"""`probe-agent run`: scheduled probes, /metrics with the DESIGN §6 names and labels, hot reload."""
+"""`probe-agent run`: scheduled probes, /metrics with the contract metric names and labels, hot reload."""
 
 from __future__ import annotations
 

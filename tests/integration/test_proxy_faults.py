@@ -1,4 +1,4 @@
-"""Faults applied by the proxy, driven through its control listener (DESIGN §9)."""
+"""Faults applied by the proxy, driven through its control listener."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo search API as probes, load scenarios and alert rules see it (DESIGN §8)."""
+"""The demo search API as probes, load scenarios and alert rules see it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults injected into the demo search API through its admin API (DESIGN §9), as a drill would."""
+"""Faults injected into the demo search API through its admin API, as a drill would."""
 
 from __future__ import annotations
 

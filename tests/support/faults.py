@@ -62,8 +62,8 @@ class Target:
 @contextlib.contextmanager
 def running_target(token: str | None = TOKEN) -> Iterator[Target]:
     """The demo search API in this process, served by uvicorn on a free port."""
+    from probes.asgi_server import AsgiServer
     from probes.demo.app import create_app
-    from probes.servers import AsgiServer
 
     loop = BackgroundLoop()
     server = AsgiServer(create_app(admin_token=token), "127.0.0.1", 0)
@@ -92,10 +92,10 @@ class Proxy:
 @contextlib.contextmanager
 def running_proxy(upstream: str, token: str | None = TOKEN) -> Iterator[Proxy]:
     """The fault proxy and its control listener in this process, as `probe-agent proxy` wires them."""
-    from probes.faults.control import create_control_app
+    from probes.asgi_server import AsgiServer
     from probes.faults.proxy import FaultProxy, ProxyMetrics
+    from probes.faults.proxy_control import create_control_app
     from probes.faults.store import FaultStore
-    from probes.servers import AsgiServer
 
     loop = BackgroundLoop()
     store = FaultStore()

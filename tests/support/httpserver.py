@@ -60,7 +60,7 @@ def serve_aiohttp(app: web.Application, *, ssl_context: ssl.SSLContext | None = 
 @contextlib.contextmanager
 def serve_asgi(app: Any) -> Iterator[str]:
     """Serve an ASGI app (e.g. the demo search API) with uvicorn; yields its base URL."""
-    from probes.servers import AsgiServer
+    from probes.asgi_server import AsgiServer
 
     loop = BackgroundLoop()
     server = AsgiServer(app, "127.0.0.1", 0)
@@ -76,7 +76,7 @@ def serve_asgi(app: Any) -> Iterator[str]:
 def run_agent(config_path: str, times: int = 1) -> tuple[list[list[Any]], str]:
     """Every probe of the config `times` times in this process, as `once` would, through the real Agent;
     returns each round's ProbeResults and the agent's /metrics text afterwards."""
-    from probes.agent import Agent, Overrides
+    from probes.agent.agent import Agent, Overrides
 
     agent = Agent.from_file(config_path, Overrides())
 

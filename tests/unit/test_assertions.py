@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from probes.assertions import ResponseView, evaluate
-from probes.config_base import Expect
-from probes.http_client import HttpResponse
+from probes.config.models import Expect
+from probes.probers._http.client import HttpResponse
+from probes.probers._http.expect import ResponseView, evaluate
 
 
 def _resp(body: bytes = b'{"status": "ok", "items": [1, 2, 3]}', status: int = 200,

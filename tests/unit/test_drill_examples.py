@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from probes.drills import spec
+from probes.drills.conduct import check_rules
 from probes.drills.prometheus import AlertRule
-from probes.drills.runner import check_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from probes.asgi_server import AsgiServer
 from probes.drills import injectors
 from probes.drills.spec import CommandFault, FaultApiFault, ToxiproxyFault
 from probes.errors import CannotRun, UsageError
-from probes.servers import AsgiServer
 
 
 async def _until(done: Callable[[], bool], timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""Drill reports: the JSON contract (DESIGN §11), JUnit (a testcase per expected alert), HTML with SVG."""
+"""Drill reports: the JSON contract, JUnit (a testcase per expected alert), HTML with SVG."""
 
 from __future__ import annotations
 

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from probes.asgi_server import AsgiServer
 from probes.drills.command import run_and_report
+from probes.drills.conduct import Runner
 from probes.drills.results import Report
-from probes.drills.runner import Runner
 from probes.drills.spec import parse
 from probes.errors import ConfigError
-from probes.servers import AsgiServer
 
 CONFIG_YAML = """
 global: {scrape_interval: 1s, evaluation_interval: 1s}

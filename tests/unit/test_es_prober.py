@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
-from probes.elasticsearch_config import ElasticsearchProbeConfig
+from probes.config.elasticsearch import ElasticsearchProbeConfig
 from probes.probers import build_prober
 from probes.probers.base import RunContext
 from probes.probers.elasticsearch import ElasticsearchProber

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from probes.agent_metrics import AgentIdentity, AgentMetrics
-from probes.elasticsearch_config import ElasticsearchSinkConfig
+from probes.agent.self_metrics import AgentIdentity, AgentMetrics
+from probes.config.elasticsearch import ElasticsearchSinkConfig
 from probes.result import ProbeResult, Sample
 from probes.sinks import build_sink
 from probes.sinks.elasticsearch import ElasticsearchSink

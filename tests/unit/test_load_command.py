@@ -115,7 +115,7 @@ def test_plugin_config_env_roundtrip(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_side_never_imports_locust() -> None:
-    """DESIGN §3: Locust monkey-patches sockets at import; only the Locust child may import it."""
+    """Locust monkey-patches sockets at import; only the Locust child may import it."""
     import subprocess
 
     code = (

@@ -1,4 +1,4 @@
-"""The --metrics-listen collector, fed a fake Locust runner (no Locust import in pytest, DESIGN §3)."""
+"""The --metrics-listen collector, fed a fake Locust runner (no Locust import in pytest)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From the Locust master's raw stats to the DESIGN §10 report, JUnit and the console verdict."""
+"""From the Locust master's raw stats to the JSON report, JUnit and the console verdict."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Threshold expressions (DESIGN §10): parsing, units, and evaluation against observations."""
+"""Threshold expressions: parsing, units, and evaluation against observations."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from probes.agent_metrics import AgentIdentity
+from probes.agent.self_metrics import AgentIdentity
 from probes.result import ProbeResult, Sample, StepResult
 from probes.sinks.prometheus import PrometheusSink
 

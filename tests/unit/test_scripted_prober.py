@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from probes.certs import not_after
-from probes.config import ScriptedProbeConfig, parse_config
-from probes.http_client import HttpResponse, RequestFailed
+from probes.config.agent_file import ScriptedProbeConfig, parse_config
+from probes.probers._http.certs import not_after
+from probes.probers._http.client import HttpResponse, RequestFailed
 from probes.probers.base import RunContext
 from probes.probers.scripted import ScriptedProber, as_text, compile_template
 from probes.result import ProbeResult

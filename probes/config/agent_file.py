@@ -1,4 +1,4 @@
-"""agent.yaml (DESIGN §5): strict pydantic models, defaults, ${ENV} interpolation, and load-time checks.
+"""agent.yaml: strict pydantic models, defaults, ${ENV} interpolation, and load-time checks.
 
 Every error reaches the user as `FILE:LINE: field.path: message`.
 """
@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from probes import yamlfile
-from probes.config_base import NAME_PATTERN, Expect, ProbeBase, Strict, TlsConfig, _check_jsonpath, _check_regex
+from probes.config import yamlfile
+from probes.config.elasticsearch import ElasticsearchProbeConfig, ElasticsearchSinkConfig
+from probes.config.models import NAME_PATTERN, Expect, ProbeBase, Strict, TlsConfig, _check_jsonpath, _check_regex
 from probes.durations import Duration
-from probes.elasticsearch_config import ElasticsearchProbeConfig, ElasticsearchSinkConfig
 from probes.errors import ConfigError
 from probes.probers import PROBERS
 

@@ -1,4 +1,4 @@
-"""The proxy's control listener: the fault API (DESIGN §9) and the proxy's own /metrics."""
+"""The proxy's control listener: the fault API and the proxy's own /metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The agent's one HTTP client: aiohttp in the hot path (cheapest CPU per probe, DESIGN §3), shared by
+"""The agent's one HTTP client: aiohttp in the hot path (cheapest CPU per probe), shared by
 every probe, with blackbox_exporter's phase timings (resolve, connect, tls, processing, transfer).
 
 Phases are taken without aiohttp's TraceConfig (which costs CPU on every request): a resolver wrapper
@@ -21,8 +21,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 
 from probes import __version__
-from probes.config_base import TlsConfig
-from probes.tls import build_ssl_context
+from probes.clients.tls import build_ssl_context
+from probes.config.models import TlsConfig
 
 USER_AGENT = f"probe-agent/{__version__}"
 _clock = time.perf_counter

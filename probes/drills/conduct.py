@@ -19,6 +19,7 @@ from typing import TextIO
 
 import httpx
 
+from probes.asgi_server import AsgiServer, split_host_port
 from probes.drills import bounds, injectors
 from probes.drills.alertmanager import AlertmanagerClient, route_timing
 from probes.drills.prometheus import (
@@ -33,7 +34,6 @@ from probes.drills.receiver import Inbox, create_app
 from probes.drills.results import AlertResult, DrillResult, Report
 from probes.drills.spec import Drill, ExpectedAlert, LoadedDrills
 from probes.errors import ConfigError
-from probes.servers import AsgiServer, split_host_port
 
 NOTIFY_SLACK = 5.0  # a notification may take a moment past group_wait (webhook call, flush tick)
 

@@ -1,4 +1,4 @@
-"""agent.yaml models for the Elasticsearch probe type and the Elasticsearch results sink (DESIGN §5, §7)."""
+"""agent.yaml models for the Elasticsearch probe type and the Elasticsearch results sink."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from probes.config_base import ProbeBase, TlsConfig
+from probes.config.models import ProbeBase, TlsConfig
 from probes.durations import Duration
 
 ClusterColor = Literal["green", "yellow", "red"]

@@ -1,4 +1,4 @@
-"""The agent's own metrics (DESIGN §6, `probe_agent_*`): one registry per agent, passed to what needs it."""
+"""The agent's own metrics (`probe_agent_*`): one registry per agent, passed to what needs it."""
 
 from __future__ import annotations
 

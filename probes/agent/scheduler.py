@@ -15,11 +15,11 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from probes.agent_metrics import AgentMetrics
-from probes.http_client import HttpClient
+from probes.agent.attempts import run_probe
+from probes.agent.self_metrics import AgentMetrics
+from probes.probers._http.client import HttpClient
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult
-from probes.runner import run_probe
 
 log = logging.getLogger(__name__)
 

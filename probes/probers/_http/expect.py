@@ -12,10 +12,10 @@ from typing import Any
 
 import jsonschema
 
-from probes.certs import not_after
-from probes.config_base import Expect, JsonCheck
-from probes.http_client import HttpResponse
+from probes.config.models import Expect, JsonCheck
 from probes.jsonpaths import compile_path
+from probes.probers._http.certs import not_after
+from probes.probers._http.client import HttpResponse
 
 _MISSING = object()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from probes.config_base import TlsConfig
+from probes.config.models import TlsConfig
 
 
 def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:

@@ -42,8 +42,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from probes.agent import Agent, Overrides
-    from probes.daemon import serve, setup_logging
+    from probes.agent.agent import Agent, Overrides
+    from probes.agent.serve import serve, setup_logging
 
     setup_logging()
     agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
@@ -51,8 +51,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _once(args: argparse.Namespace) -> int:
-    from probes import output
-    from probes.agent import Agent, Overrides
+    from probes.agent import once_output as output
+    from probes.agent.agent import Agent, Overrides
     from probes.errors import UsageError
 
     agent = Agent.from_file(args.config, Overrides(region=args.region))
@@ -77,7 +77,7 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from probes.config import load_config
+    from probes.config.agent_file import load_config
 
     config = load_config(args.file)
     print(f"{args.file}: OK ({len(config.probes)} probes)")
@@ -85,7 +85,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from probes.config import json_schema
+    from probes.config.agent_file import json_schema
 
     json.dump(json_schema(), sys.stdout, indent=2)
     print()
@@ -93,6 +93,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from probes.demo.runner import run_demo
+    from probes.demo.live import run_demo
 
     return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill))

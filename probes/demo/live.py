@@ -11,11 +11,11 @@ import tempfile
 import time
 from importlib import resources
 
-from probes import output
-from probes.agent import Agent, Overrides
-from probes.config import load_config
-from probes.daemon import install_stop_signals, running_agent, setup_logging
-from probes.servers import start_server
+from probes.agent import once_output as output
+from probes.agent.agent import Agent, Overrides
+from probes.agent.serve import install_stop_signals, running_agent, setup_logging
+from probes.asgi_server import start_server
+from probes.config.agent_file import load_config
 
 CLEAR = "\x1b[H\x1b[2J"
 

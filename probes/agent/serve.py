@@ -8,8 +8,8 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from probes.agent import Agent
-from probes.servers import AsgiServer, split_host_port, start_server
+from probes.agent.agent import Agent
+from probes.asgi_server import AsgiServer, split_host_port, start_server
 from probes.web.app import create_app
 
 log = logging.getLogger(__name__)

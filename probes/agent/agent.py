@@ -12,13 +12,13 @@ import os
 import time
 from dataclasses import dataclass
 
-from probes.agent_metrics import AgentIdentity, AgentMetrics
-from probes.config import AgentConfig, load_config
+from probes.agent.scheduler import Scheduler
+from probes.agent.self_metrics import AgentIdentity, AgentMetrics
+from probes.config.agent_file import AgentConfig, load_config
 from probes.errors import ConfigError
-from probes.http_client import HttpClient
 from probes.probers import Prober, build_prober
+from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
-from probes.scheduler import Scheduler
 from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import PrometheusSink
 
