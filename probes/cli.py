@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from probes import __version__
 from probes.errors import CannotRun, ConfigError, UsageError
 
+DESCRIPTION = ("Synthetic monitoring, CI load stages and alert-rule fire drills for HTTP search APIs. "
+               "Exit codes: 0 success, 1 a check failed, 2 invalid invocation or config, 3 could not run.")
+
 # Feature packages add their own subcommands through `add_parser(subparsers)`; each such module
 # must stay cheap to import (no locust, no elasticsearch at import time).
 COMMAND_MODULES = (
@@ -30,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="probe-agent", description=__doc__)
+    parser = _Parser(prog="probe-agent", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"probe-agent {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True

@@ -69,19 +69,15 @@ class ProbeResult:
     degraded: bool = False
     started_at: float = field(default_factory=time.time)
     status_code: int = 0
-    # blackbox_exporter's phases: resolve, connect, tls, processing, transfer (seconds)
-    phases: dict[str, float] = field(default_factory=dict)
+    # blackbox_exporter's phases: resolve, connect, tls, processing, transfer (seconds). None: the probe
+    # type does not speak HTTP itself, so it has no status code or phases to export.
+    phases: dict[str, float] | None = field(default_factory=dict)
     cert_expiry: float | None = None
-    steps: list[StepResult] = field(default_factory=list)
+    steps: list[StepResult] | None = None
+    """None for probe types without steps; a list (maybe empty, after a timeout) for those with steps."""
     samples: list[Sample] = field(default_factory=list)
     attempts: int = 1
     target: str = ""
-
-    @classmethod
-    def failure(cls, probe: str, type_: str, reason: str, message: str, duration: float,
-                **kwargs: Any) -> ProbeResult:
-        return cls(probe=probe, type=type_, success=False, duration_seconds=duration,
-                   reason=reason, message=message, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -96,14 +92,15 @@ class ProbeResult:
             "started_at": self.started_at,
             "attempts": self.attempts,
             "target": self.target,
-            "phases": {k: round(v, 6) for k, v in self.phases.items()},
         }
+        if self.phases is not None:
+            out["phases"] = {k: round(v, 6) for k, v in self.phases.items()}
         if self.cert_expiry is not None:
             out["cert_expiry"] = self.cert_expiry
         if self.samples:
             out["samples"] = [
                 {"name": s.name, "value": s.value, "labels": dict(s.labels)} for s in self.samples
             ]
-        if self.steps or self.type == "scripted":
+        if self.steps is not None:
             out["steps"] = [s.to_dict() for s in self.steps]
         return out

@@ -12,10 +12,11 @@ import os
 import time
 from dataclasses import dataclass
 
+from probes.agent.config_file import AgentConfig, load_config
 from probes.agent.scheduler import Scheduler
-from probes.agent.self_metrics import AgentIdentity, AgentMetrics
-from probes.config.agent_file import AgentConfig, load_config
+from probes.agent.self_metrics import AgentMetrics
 from probes.errors import ConfigError
+from probes.identity import AgentIdentity
 from probes.probers import Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
@@ -44,7 +45,7 @@ class Agent:
         self.overrides = overrides
         self.identity = resolve_identity(config, overrides)
         self.metrics = AgentMetrics(self.identity)
-        self.prometheus = PrometheusSink(self.identity)
+        self.prometheus = PrometheusSink(None, self.identity, self.metrics)
         self.latest: dict[str, ProbeResult] = {}
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}
@@ -65,11 +66,19 @@ class Agent:
     def probers(self) -> dict[str, Prober]:
         return dict(self._probers)
 
+    def _all_sinks(self) -> list[Sink]:
+        return [self.prometheus, *self._sinks.values()]
+
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
-        self.prometheus.write(result)
-        for sink in self._sinks.values():
-            sink.write(result)
+        # Each sink on its own, as Locust's EventHook.fire does: one that raises loses this result for
+        # itself only, is logged and counted, and the others still get it.
+        for sink in self._all_sinks():
+            try:
+                sink.write(result)
+            except Exception:
+                self.metrics.sink_error(sink.name)
+                log.exception("sink %s raised on the result of %s", sink.name, result.probe)
 
     async def start(self, *, schedule: bool = True) -> None:
         """Build probers and sinks; with `schedule`, run them on their intervals (`once` does not)."""
@@ -96,12 +105,12 @@ class Agent:
         if not first:
             self._scheduler.set_max_concurrency(config.agent.max_concurrency)
         for name in set(self._probers) - set(probers):
-            self.prometheus.forget(name)
             self.latest.pop(name, None)
-            for sink in self._sinks.values():
+            for sink in self._all_sinks():
                 sink.forget(name)
         for name, prober in probers.items():
-            self.prometheus.register(name, prober.config.type)
+            for sink in self._all_sinks():
+                sink.add_probe(name, prober.config.type)
         retired = self._scheduler.set_probes(probers, reschedule)
         self._probers = probers
         self.config = config

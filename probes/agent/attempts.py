@@ -25,12 +25,10 @@ async def _attempt(prober: Prober, ctx: RunContext) -> ProbeResult:
         async with asyncio.timeout(ctx.timeout + HARD_DEADLINE_MARGIN):
             return await prober.run(ctx)
     except TimeoutError:
-        return ProbeResult.failure(cfg.name, cfg.type, "timeout", f"no result within {ctx.timeout:g}s",
-                                   time.perf_counter() - start)
+        return prober.failure("timeout", f"no result within {ctx.timeout:g}s", time.perf_counter() - start)
     except Exception as exc:  # a prober bug must fail the probe, not the agent
         log.exception("probe %s raised", cfg.name)
-        return ProbeResult.failure(cfg.name, cfg.type, "error", f"{type(exc).__name__}: {exc}",
-                                   time.perf_counter() - start)
+        return prober.failure("error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
 
 
 def _invert(result: ProbeResult) -> ProbeResult:

@@ -1,4 +1,4 @@
-"""Subcommands of the probing agent itself: run, once, check-config, schema, demo."""
+"""Subcommands of the probing agent itself: run, once, check-config, schema."""
 
 from __future__ import annotations
 
@@ -30,15 +30,6 @@ def add_parser(subparsers: Any) -> None:
 
     schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
     schema.set_defaults(handler=_schema)
-
-    demo = subparsers.add_parser("demo", help="the bundled search API and an agent probing it, live")
-    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="the agent's address")
-    demo.add_argument("--target-listen", metavar="HOST:PORT", default="127.0.0.1:0",
-                      help="the demo search API's address (default: a free port)")
-    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
-    demo.add_argument("--drill", action="store_true",
-                      help="also run a fire drill with local prometheus and alertmanager binaries")
-    demo.set_defaults(handler=_demo)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,7 +68,7 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from probes.config.agent_file import load_config
+    from probes.agent.config_file import load_config
 
     config = load_config(args.file)
     print(f"{args.file}: OK ({len(config.probes)} probes)")
@@ -85,14 +76,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from probes.config.agent_file import json_schema
+    from probes.agent.config_file import json_schema
 
     json.dump(json_schema(), sys.stdout, indent=2)
     print()
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from probes.demo.live import run_demo
-
-    return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from xml.etree import ElementTree as ET
 
+from probes import junit as junit_xml
 from probes.result import ProbeResult
 
 
@@ -18,7 +18,7 @@ def table(results: list[ProbeResult]) -> str:
     rows = [("PROBE", "TYPE", "RESULT", "DURATION", "REASON", "MESSAGE")]
     for r in results:
         rows.append((r.probe, r.type, _state(r), f"{r.duration_seconds * 1000:.1f}ms", r.reason or "-", r.message))
-        for s in r.steps:
+        for s in r.steps or ():
             state = "OK" if s.success else ("SKIP" if s.reason == "skipped" else "FAIL")
             rows.append((f"  └ {s.step}", "", state, f"{s.duration_seconds * 1000:.1f}ms", s.reason or "-", s.message))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
@@ -32,25 +32,17 @@ def as_json(results: list[ProbeResult]) -> str:
 
 
 def junit(results: list[ProbeResult], suite: str = "probe-agent") -> str:
-    root = ET.Element("testsuites")
-    failures = sum(1 for r in results if not r.success)
-    element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)),
-                            failures=str(failures), errors="0",
-                            time=f"{sum(r.duration_seconds for r in results):.3f}")
+    """One suite per run: a testcase per probe, and for a probe with steps a testcase per step."""
+    cases = []
     for r in results:
-        case = ET.SubElement(element, "testcase", classname=f"{suite}.{r.type}", name=r.probe,
-                             time=f"{r.duration_seconds:.3f}")
-        if not r.success:
-            failure = ET.SubElement(case, "failure", type=r.reason or "error", message=r.message)
-            failure.text = r.message
-        elif r.degraded:
-            ET.SubElement(case, "system-out").text = r.message
-        for s in r.steps:
-            step = ET.SubElement(element, "testcase", classname=f"{suite}.{r.probe}", name=s.step,
-                                 time=f"{s.duration_seconds:.3f}")
-            if s.reason == "skipped":
-                ET.SubElement(step, "skipped", message=s.message)
-            elif not s.success:
-                ET.SubElement(step, "failure", type=s.reason or "error", message=s.message).text = s.message
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+        cases.append(junit_xml.Case(
+            name=r.probe, classname=f"{suite}.{r.type}", time=r.duration_seconds,
+            failure=None if r.success else r.message, failure_type=r.reason or "error",
+            output=r.message if r.success and r.degraded else None))
+        for s in r.steps or ():
+            skipped = s.reason == "skipped"
+            cases.append(junit_xml.Case(
+                name=s.step, classname=f"{suite}.{r.probe}", time=s.duration_seconds,
+                skipped=s.message if skipped else None,
+                failure=None if s.success or skipped else s.message, failure_type=s.reason or "error"))
+    return junit_xml.render([junit_xml.Suite(suite, cases)], "probe-agent")

@@ -64,7 +64,7 @@ class Scheduler:
         now = datetime.now(UTC)
         for name in reschedule:
             self._remove_job(name)
-            interval = probers[name].config.every
+            interval = probers[name].config.interval
             first = now + timedelta(seconds=random.uniform(0, min(interval, 60.0)))
             self._scheduler.add_job(self._job, IntervalTrigger(seconds=interval, start_date=first),
                                     args=[name], id=name, name=name, misfire_grace_time=max(1, int(interval)))
@@ -103,7 +103,7 @@ class Scheduler:
         name = prober.name
         run = self._runs.get(name, 0)
         self._runs[name] = run + 1
-        result = await run_probe(prober, RunContext(run=run, timeout=prober.config.deadline, http=self._http))
+        result = await run_probe(prober, RunContext(run=run, timeout=prober.config.timeout, http=self._http))
         try:
             self._on_result(result)
         except Exception:  # a sink bug must not stop the schedule

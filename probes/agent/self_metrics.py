@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from probes import __version__
+from probes.identity import AgentIdentity
 
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentIdentity:
-    region: str
-    agent: str
 
 
 class _InfoCollector:
@@ -53,6 +46,9 @@ class AgentMetrics:
         self.sink_queue_size = Gauge(
             "probe_agent_sink_queue_size", "Results waiting in a sink's queue.",
             [*labels, "sink"], registry=self.registry)
+        self.sink_errors = Counter(
+            "probe_agent_sink_errors_total", "Results a sink raised on instead of taking (a bug in the sink).",
+            [*labels, "sink"], registry=self.registry)
         self.probes_configured = Gauge(
             "probe_agent_probes", "Probes in the running configuration.",
             labels, registry=self.registry).labels(*self._labels)
@@ -62,6 +58,9 @@ class AgentMetrics:
 
     def dropped(self, sink: str, count: int = 1) -> None:
         self.sink_dropped.labels(*self._labels, sink).inc(count)
+
+    def sink_error(self, sink: str) -> None:
+        self.sink_errors.labels(*self._labels, sink).inc()
 
     def queue_size(self, sink: str, size: int) -> None:
         self.sink_queue_size.labels(*self._labels, sink).set(size)

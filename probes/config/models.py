@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any, Literal
 
 import jsonschema
@@ -11,13 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from probes.durations import Duration
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def _check_regex(value: str) -> str:
+def check_regex(value: str) -> str:
     try:
         re.compile(value)
     except re.error as exc:
@@ -25,7 +29,7 @@ def _check_regex(value: str) -> str:
     return value
 
 
-def _check_jsonpath(value: str) -> str:
+def check_jsonpath(value: str) -> str:
     from probes.jsonpaths import compile_path
 
     compile_path(value)
@@ -55,12 +59,12 @@ class JsonCheck(Strict):
     exists: bool | None = None
     all_equal: Any = None
 
-    _check_path = field_validator("path")(_check_jsonpath)
+    _check_path = field_validator("path")(check_jsonpath)
 
     @field_validator("matches")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        return None if value is None else _check_regex(value)
+        return None if value is None else check_regex(value)
 
     @model_validator(mode="after")
     def _one_operator(self) -> JsonCheck:
@@ -89,13 +93,13 @@ class Expect(Strict):
     @field_validator("body_matches", "body_not_matches")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        return None if value is None else _check_regex(value)
+        return None if value is None else check_regex(value)
 
     @field_validator("headers")
     @classmethod
     def _header_regexes(cls, value: dict[str, str]) -> dict[str, str]:
         for pattern in value.values():
-            _check_regex(pattern)
+            check_regex(pattern)
         return {name.lower(): pattern for name, pattern in value.items()}
 
     @field_validator("json_schema")
@@ -117,24 +121,85 @@ class Expect(Strict):
         return value
 
 
+class AgentSection(Strict):
+    region: str = "default"
+    id: str = Field(default_factory=socket.gethostname)
+    listen: str = "127.0.0.1:9464"
+    max_concurrency: int = Field(default=100, ge=1, le=100_000)
+
+
+class Defaults(Strict):
+    interval: Duration = DEFAULT_INTERVAL
+    timeout: Duration = DEFAULT_TIMEOUT
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class RequestFields(Strict):
+    method: str = "GET"
+    url: str
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+    form: dict[str, str] | None = None
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=10, ge=0)
+    reuse_connections: bool = False
+    """Keep connections alive between runs; by default each run measures a fresh connection."""
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
+    """Default: `defaults.max_body_bytes`."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "${" in value:  # a scripted variable, checked when the step runs
+            return value
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _one_body(self) -> RequestFields:
+        bodies = [k for k in ("json_body", "body", "form") if getattr(self, k) is not None]
+        if len(bodies) > 1:
+            raise ValueError("give only one of json, body, form")
+        return self
+
+
 class ProbeBase(Strict):
+    """What every probe type has. A type's own model adds its keys and, where it needs them, overrides the
+    hooks below; nothing outside the type's module asks which type a probe is."""
+
     name: str = Field(pattern=NAME_PATTERN)
     type: str
-    interval: Duration | None = None
-    """Default: `defaults.interval`."""
-    timeout: Duration | None = None
-    """Default: `defaults.timeout`."""
+    interval: Duration = DEFAULT_INTERVAL
+    """Default: `defaults.interval` (filled in while decoding, see AgentConfig)."""
+    timeout: Duration = DEFAULT_TIMEOUT
+    """Default: `defaults.timeout`, shrunk to fit a shorter interval."""
     retries: int = Field(default=0, ge=0, le=10)
     retry_delay: Duration = 1.0
     negative: bool = False
     """Succeed when the expectation fails (an endpoint that must refuse)."""
 
-    @property
-    def every(self) -> float:
-        assert self.interval is not None, "defaults are applied at load"
-        return self.interval
+    def requests(self) -> list[RequestFields]:
+        """The request blocks of this probe, which inherit `defaults.headers` and `max_body_bytes`."""
+        return []
 
-    @property
-    def deadline(self) -> float:
-        assert self.timeout is not None, "defaults are applied at load"
-        return self.timeout
+    def target(self) -> str:
+        """What the probe looks at, for people (status page, results)."""
+        return ""
+
+    def load_checks(self, config_dir: str) -> list[tuple[tuple[str | int, ...], str]]:
+        """Checks that need more than the model (files to read): (path below the probe, message) each."""
+        return []
+
+    @classmethod
+    def keeps_variable(cls, raw: dict[str, Any], loc: tuple[str | int, ...], name: str) -> bool:
+        """Whether `${name}` at `loc` (below this probe) is filled at run time, not from the environment."""
+        return False

@@ -1,8 +1,10 @@
-"""`probe-agent target`: the demo search API alone, with its fault API when given a token."""
+"""`probe-agent demo` (the demo search API and an agent probing it, live) and `probe-agent target` (the
+demo search API alone, with its fault API when given a token)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from typing import Any
@@ -11,6 +13,15 @@ TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
 
 def add_parser(subparsers: Any) -> None:
+    demo = subparsers.add_parser("demo", help="the bundled search API and an agent probing it, live")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="the agent's address")
+    demo.add_argument("--target-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+                      help="the demo search API's address (default: a free port)")
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    demo.add_argument("--drill", action="store_true",
+                      help="also run a fire drill with local prometheus and alertmanager binaries")
+    demo.set_defaults(handler=_demo)
+
     parser = subparsers.add_parser(
         "target",
         help="serve the bundled demo search API",
@@ -49,3 +60,9 @@ async def _serve(host: str, port: int, token: str | None) -> int:
     finally:
         await server.stop()
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from probes.demo.live import run_demo
+
+    return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill))

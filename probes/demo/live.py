@@ -13,9 +13,9 @@ from importlib import resources
 
 from probes.agent import once_output as output
 from probes.agent.agent import Agent, Overrides
+from probes.agent.config_file import load_config
 from probes.agent.serve import install_stop_signals, running_agent, setup_logging
 from probes.asgi_server import start_server
-from probes.config.agent_file import load_config
 
 CLEAR = "\x1b[H\x1b[2J"
 

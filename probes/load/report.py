@@ -9,7 +9,6 @@ console and HTML report.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from probes import junit
 from probes.load.thresholds import Observation, Threshold, ThresholdResult, evaluate_all
 
 
@@ -222,42 +222,21 @@ def describe(result: ThresholdResult) -> str:
 def junit_xml(report: LoadReport) -> str:
     """One testcase per threshold, as CI servers expect; plus a testcase for 'requests were made'."""
     raw = report.raw
-    suite_name = f"probe-agent load {raw.scenario}"
-    failures = sum(1 for result in report.results if not result.passed) + (0 if report.requests else 1)
-    testsuites = ET.Element("testsuites", name="probe-agent load")
-    suite = ET.SubElement(
-        testsuites,
-        "testsuite",
-        name=suite_name,
-        tests=str(len(report.results) + 1),
-        failures=str(failures),
-        errors="0",
-        time=f"{raw.duration_seconds:.3f}",
-        timestamp=datetime.fromtimestamp(raw.test_start or 0, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-    )
-    properties = ET.SubElement(suite, "properties")
-    stats = summary(report.total)
-    for key, value in [
-        ("scenario", raw.scenario),
-        ("host", raw.host or ""),
-        ("region", raw.region or ""),
-        ("users", raw.users),
-        ("workers", raw.workers),
-        ("aborted", raw.aborted or ""),
-        *stats.items(),
-    ]:
-        ET.SubElement(properties, "property", name=str(key), value=str(value))
     classname = f"load.{raw.scenario}"
-    made = ET.SubElement(suite, "testcase", classname=classname, name="requests were made", time="0")
-    if not report.requests:
-        ET.SubElement(made, "failure", type="no_requests", message="no requests were made")
+    stats = summary(report.total)
+    properties = {str(k): str(v) for k, v in [
+        ("scenario", raw.scenario), ("host", raw.host or ""), ("region", raw.region or ""), ("users", raw.users),
+        ("workers", raw.workers), ("aborted", raw.aborted or ""), *stats.items()]}
+    cases = [junit.Case(name="requests were made", classname=classname,
+                        failure=None if report.requests else "no requests were made", failure_type="no_requests")]
     for result in report.results:
-        case = ET.SubElement(suite, "testcase", classname=classname, name=result.expr, time="0")
-        if not result.passed:
-            message = f"threshold {result.expr} breached: {describe(result)}"
-            ET.SubElement(case, "failure", type="threshold", message=message).text = message
-    ET.indent(testsuites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(testsuites, encoding="unicode") + "\n"
+        cases.append(junit.Case(
+            name=result.expr, classname=classname, failure_type="threshold",
+            failure=None if result.passed else f"threshold {result.expr} breached: {describe(result)}"))
+    suite = junit.Suite(
+        name=f"probe-agent load {raw.scenario}", cases=cases, time=raw.duration_seconds, properties=properties,
+        timestamp=datetime.fromtimestamp(raw.test_start or 0, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return junit.render([suite], "probe-agent load")
 
 
 def write_junit(report: LoadReport, path: Path) -> None:

@@ -1,24 +1,25 @@
-"""Probe type name (the `type:` key in agent.yaml) -> prober class, imported on first use."""
+"""The probe types. Each is one module of this package (its config model and its Prober); registering it
+is one line in PROBERS. agent.yaml's probe union, `build_prober`, the JSON Schema and `probe-agent types`
+are all derived from this tuple."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from probes.config.models import ProbeBase
+from probes.probers import elasticsearch, http, scripted, search
 from probes.probers.base import Prober, RunContext
 
-PROBERS: dict[str, str] = {
-    "http": "probes.probers.http:HttpProber",
-    "search": "probes.probers.search:SearchProber",
-    "scripted": "probes.probers.scripted:ScriptedProber",
-    "elasticsearch": "probes.probers.elasticsearch:ElasticsearchProber",
-}
+PROBERS: tuple[type[Prober], ...] = (
+    http.HttpProber,
+    search.SearchProber,
+    scripted.ScriptedProber,
+    elasticsearch.ElasticsearchProber,
+)
+
+PROBERS_BY_TYPE: dict[str, type[Prober]] = {prober.type_name(): prober for prober in PROBERS}
 
 
-def build_prober(config: Any) -> Prober:
-    module_name, _, class_name = PROBERS[config.type].partition(":")
-    cls: type[Prober] = getattr(importlib.import_module(module_name), class_name)
-    return cls(config)
+def build_prober(config: ProbeBase) -> Prober:
+    return PROBERS_BY_TYPE[config.type](config)
 
 
-__all__ = ["PROBERS", "Prober", "RunContext", "build_prober"]
+__all__ = ["PROBERS", "PROBERS_BY_TYPE", "Prober", "RunContext", "build_prober"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
+from probes.config.models import ProbeBase
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
@@ -23,12 +24,34 @@ class RunContext:
 
 
 class Prober(ABC):
+    """A probe type is one module: its config model (a ProbeBase whose `type` is `Literal["NAME"]`) and a
+    Prober subclass naming it in `config_model`, registered with one line in `probes.probers`."""
+
+    config_model: ClassVar[type[ProbeBase]]
+    speaks_http: ClassVar[bool] = True
+    """Its results carry a status code and phases (probe_http_* series)."""
+    has_steps: ClassVar[bool] = False
+    """Its results carry steps (probe_step_* series, `steps` in JSON)."""
+
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The `type:` key of agent.yaml, read from the config model's `type: Literal["NAME"]`."""
+        (name,) = get_args(cls.config_model.model_fields["type"].annotation)
+        return str(name)
 
     @property
     def name(self) -> str:
         return str(self.config.name)
+
+    def failure(self, reason: str, message: str, duration: float, **kwargs: Any) -> ProbeResult:
+        """A failed result shaped like this type's results."""
+        kwargs.setdefault("phases", {} if self.speaks_http else None)
+        kwargs.setdefault("steps", [] if self.has_steps else None)
+        return ProbeResult(probe=self.name, type=self.config.type, success=False, duration_seconds=duration,
+                           reason=reason, message=message, **kwargs)
 
     @abstractmethod
     async def run(self, ctx: RunContext) -> ProbeResult:

@@ -10,31 +10,92 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, TypeGuard
 
 import aiohttp
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, SerializationError, TlsError, TransportError
-from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
+from pydantic import Field, model_validator
 
-from probes.clients.tls import build_ssl_context
-from probes.config.elasticsearch import CLUSTER_COLORS, ElasticsearchConnection, ElasticsearchProbeConfig
+from probes.clients.elasticsearch import (
+    ElasticsearchConnection,
+    Failure,
+    check_index_name,
+    describe,
+    make_client,
+    public_url,
+)
+from probes.config.models import ProbeBase, Strict
+from probes.durations import Duration
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
 log = logging.getLogger(__name__)
-# The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
-# agent's INFO level that is a line per probe run and bulk, and during an outage a warning per run and retry.
-# Probe results and the sink's own once-per-outage lines already say what matters.
-logging.getLogger("elastic_transport").setLevel(logging.WARNING)
-logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
+
+
+ClusterColor = Literal["green", "yellow", "red"]
+CLUSTER_COLORS: tuple[ClusterColor, ...] = ("green", "yellow", "red")
+_ACCEPTED: tuple[ClusterColor, ...] = ("green", "yellow")
+
+
+class ElasticsearchExpect(Strict):
+    cluster_status: list[ClusterColor] = Field(default_factory=lambda: list(_ACCEPTED), min_length=1)
+    """check cluster_health: the colours that count as success (yellow succeeds but is degraded)."""
+    min_hits: int | None = Field(default=None, ge=0)
+    """check search: fewer total hits fail with reason `assertion`."""
+    max_took_ms: float | None = Field(default=None, ge=0)
+    """check search: a larger `took` fails with reason `latency`."""
+    max_freshness: Duration | None = None
+    """check freshness: a canary that became searchable later than this fails with reason `latency`."""
+
+
+class ElasticsearchProbeConfig(ProbeBase, ElasticsearchConnection):
+    type: Literal["elasticsearch"]
+    check: Literal["cluster_health", "search", "freshness"] = "cluster_health"
+    index: str | None = None
+    """search: the index or pattern to search (default: all); freshness: where the canary is written."""
+    query: dict[str, Any] | None = None
+    """search: a query DSL clause, e.g. {match: {title: laptop}}."""
+    q: str | None = None
+    """search: a Lucene query string instead of `query`."""
+    freshness_poll: Duration = 0.1
+    """freshness: how often to search for the canary."""
+    expect: ElasticsearchExpect = Field(default_factory=ElasticsearchExpect)
+
+    def target(self) -> str:
+        return ", ".join(public_url(host) for host in self.hosts)
+
+    @model_validator(mode="after")
+    def _fits_check(self) -> ElasticsearchProbeConfig:
+        given = self.model_fields_set
+        expect_given = self.expect.model_fields_set
+        if self.check != "search":
+            wrong: list[str] = [k for k in ("query", "q") if k in given]
+            wrong += [f"expect.{k}" for k in ("min_hits", "max_took_ms") if k in expect_given]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} only apply to check: search")
+        if self.check != "cluster_health" and "cluster_status" in expect_given:
+            raise ValueError("expect.cluster_status only applies to check: cluster_health")
+        if self.check != "freshness" and ("max_freshness" in expect_given or "freshness_poll" in given):
+            raise ValueError("freshness_poll and expect.max_freshness only apply to check: freshness")
+        if self.query is not None and self.q is not None:
+            raise ValueError("give either query or q, not both")
+        if self.check == "freshness":
+            if self.index is None:
+                raise ValueError("check: freshness needs index: the index the canary document is written to "
+                                 "(e.g. probe-canary)")
+            check_index_name(self.index)
+            if self.freshness_poll <= 0:
+                raise ValueError("freshness_poll must be greater than 0")
+        return self
+
+
 
 CANARY_DELETE_TIMEOUT = 5.0
 """Seconds the delete of a canary may take after its run ended (also after a timeout or cancellation)."""
@@ -59,77 +120,6 @@ HELP = {
 
 def sample(name: str, value: float, labels: tuple[tuple[str, str], ...] = ()) -> Sample:
     return Sample(name, float(value), labels, help=HELP[name])
-
-
-# ---- shared with the results sink ---------------------------------------------------------------------
-
-
-def ssl_context_for(conn: ElasticsearchConnection) -> ssl.SSLContext | None:
-    """The TLS settings of `tls:` as one context, or None for the client's defaults (and for http://)."""
-    if conn.tls is None or not conn.hosts[0].startswith("https://"):
-        return None
-    return build_ssl_context(conn.tls)
-
-
-def make_client(conn: ElasticsearchConnection, *, request_timeout: float) -> AsyncElasticsearch:
-    """Raises OSError / ssl.SSLError / ValueError for unusable TLS files: callers report, not crash."""
-    options: dict[str, Any] = {
-        "request_timeout": request_timeout,
-        "max_retries": 0,
-        "retry_on_timeout": False,
-    }
-    if conn.api_key is not None:
-        options["api_key"] = conn.api_key
-    elif conn.username is not None and conn.password is not None:
-        options["basic_auth"] = (conn.username, conn.password)
-    context = ssl_context_for(conn)
-    if context is not None:
-        options["ssl_context"] = context
-    return AsyncElasticsearch(list(conn.hosts), **options)
-
-
-def public_url(host: str) -> str:
-    """A host URL without user:password, fit for results and logs."""
-    parts = urlsplit(host)
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-@dataclass(slots=True)
-class Failure:
-    reason: str
-    message: str
-    status_code: int = 0
-
-
-def describe(exc: BaseException) -> Failure:
-    """What went wrong talking to Elasticsearch, as a probe reason and a human message."""
-    if isinstance(exc, UnsupportedProductError):
-        return Failure("protocol", f"not Elasticsearch: {exc.message}", exc.meta.status)
-    if isinstance(exc, ApiError):
-        error = exc.body.get("error") if isinstance(exc.body, dict) else None
-        if isinstance(error, dict):
-            detail = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
-        else:
-            detail = str(error if error is not None else exc.message)[:200]
-        return Failure("status", f"HTTP {exc.meta.status}: {detail}", exc.meta.status)
-    if isinstance(exc, ConnectionTimeout):
-        return Failure("timeout", f"request timed out: {_cause(exc)}")
-    if isinstance(exc, TlsError):
-        return Failure("tls", f"TLS error: {_cause(exc)}")
-    if isinstance(exc, TransportConnectionError):
-        return Failure("connection", f"cannot connect: {_cause(exc)}")
-    if isinstance(exc, SerializationError):
-        return Failure("protocol", f"unreadable response: {exc.message}")
-    if isinstance(exc, TransportError):
-        return Failure("connection", str(exc))
-    if isinstance(exc, TimeoutError):
-        return Failure("timeout", "timed out")
-    return Failure("error", f"{type(exc).__name__}: {exc}")
-
-
-def _cause(exc: TransportError) -> str:
-    return str(exc.errors[0]) if exc.errors else str(exc.message)
 
 
 # ---- the prober ------------------------------------------------------------------------------------------
@@ -161,6 +151,8 @@ class _Run:
 
 
 class ElasticsearchProber(Prober):
+    config_model = ElasticsearchProbeConfig
+    speaks_http = False
     config: ElasticsearchProbeConfig
 
     def __init__(self, config: ElasticsearchProbeConfig) -> None:
@@ -177,7 +169,7 @@ class ElasticsearchProber(Prober):
 
     def _es(self) -> AsyncElasticsearch:
         if self._client is None:
-            self._client = make_client(self.config, request_timeout=self.config.deadline)
+            self._client = make_client(self.config, request_timeout=self.config.timeout)
         return self._client
 
     def _target(self, path: str) -> str:
@@ -191,7 +183,7 @@ class ElasticsearchProber(Prober):
         try:
             client = self._es()
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            return ProbeResult.failure(cfg.name, cfg.type, "tls", f"cannot set up TLS: {exc}",
+            return self.failure("tls", f"cannot set up TLS: {exc}",
                                        time.perf_counter() - start, started_at=started_at,
                                        target=self._target(""))
         failure: Failure | None = None
@@ -215,11 +207,11 @@ class ElasticsearchProber(Prober):
                 await self._remove_canaries(client, state.canary)
         duration = time.perf_counter() - start
         if failure is not None:
-            return ProbeResult.failure(cfg.name, cfg.type, failure.reason, failure.message, duration,
+            return self.failure(failure.reason, failure.message, duration,
                                        started_at=started_at,
                                        status_code=failure.status_code or state.status_code,
                                        samples=state.samples, target=self._target(state.path))
-        return ProbeResult(probe=cfg.name, type=cfg.type, success=True, duration_seconds=duration,
+        return ProbeResult(probe=cfg.name, type=cfg.type, success=True, duration_seconds=duration, phases=None,
                            message=state.message, degraded=state.degraded, started_at=started_at,
                            status_code=state.status_code, samples=state.samples,
                            target=self._target(state.path))

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
-from probes.config.agent_file import HttpProbeConfig, RequestFields, SearchProbeConfig
+from pydantic import Field
+
+from probes.config.models import Expect, ProbeBase, RequestFields, TlsConfig
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import RequestFailed
 from probes.probers._http.expect import Failed, ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
+
+
+class HttpRequestConfig(ProbeBase, RequestFields):
+    """What the http and search types share: one request, its TLS settings and expectations."""
+
+    tls: TlsConfig | None = None
+    expect: Expect = Field(default_factory=Expect)
+
+    def requests(self) -> list[RequestFields]:
+        return [self]
+
+    def target(self) -> str:
+        return self.url
+
+
+class HttpProbeConfig(HttpRequestConfig):
+    type: Literal["http"]
 
 
 def query_value(value: str | int | float | bool) -> str:
@@ -40,9 +59,10 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
 
 
 class HttpProber(Prober):
-    config: HttpProbeConfig | SearchProbeConfig
+    config_model = HttpProbeConfig
+    config: HttpRequestConfig
 
-    def __init__(self, config: HttpProbeConfig | SearchProbeConfig) -> None:
+    def __init__(self, config: HttpRequestConfig) -> None:
         super().__init__(config)
         self._args = request_arguments(config)
 
@@ -61,7 +81,7 @@ class HttpProber(Prober):
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
         except RequestFailed as exc:
-            return ProbeResult.failure(cfg.name, cfg.type, exc.reason, exc.message,
+            return self.failure(exc.reason, exc.message,
                                        time.perf_counter() - start, target=cfg.url)
         view = ResponseView(resp)
         samples: list[Sample] = []

@@ -13,9 +13,20 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from probes.config.agent_file import ExtractRule, ScriptedProbeConfig, Step
+from pydantic import Field, field_validator, model_validator
+
+from probes.config.models import (
+    NAME_PATTERN,
+    Expect,
+    ProbeBase,
+    RequestFields,
+    Strict,
+    TlsConfig,
+    check_jsonpath,
+    check_regex,
+)
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpClient, HttpResponse, RequestFailed
@@ -23,6 +34,81 @@ from probes.probers._http.expect import Failed, ResponseView, check_latency, che
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
 from probes.result import ProbeResult, StepResult
+
+
+class ExtractRule(Strict):
+    json_path: str | None = Field(default=None, alias="json")
+    regex: str | None = None
+    group: int = 1
+    header: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtractRule:
+        given = [k for k in ("json_path", "regex", "header") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of json, regex, header")
+        if self.json_path is not None:
+            check_jsonpath(self.json_path)
+        if self.regex is not None:
+            check_regex(self.regex)
+        return self
+
+
+def _extract_shorthand(value: Any) -> Any:
+    # `token: "$.access_token"` is the common case: a bare string is a JSONPath.
+    if isinstance(value, dict):
+        return {k: {"json": v} if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+class StepRequest(RequestFields):
+    pass
+
+
+class Step(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    request: StepRequest
+    extract: Annotated[dict[str, ExtractRule], Field(default_factory=dict)]
+    expect: Expect = Field(default_factory=Expect)
+    optional: bool = False
+    always_run: bool = False
+
+    @field_validator("extract", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _extract_shorthand(value)
+
+
+class ScriptedProbeConfig(ProbeBase):
+    type: Literal["scripted"]
+    tls: TlsConfig | None = None
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> ScriptedProbeConfig:
+        names = [s.name for s in self.steps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"step names must be unique: {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def keeps_variable(cls, raw: dict[str, Any], loc: tuple[str | int, ...], name: str) -> bool:
+        # `${token}` in step N is a value that an earlier step extracts, filled in at run time.
+        if len(loc) < 2 or loc[0] != "steps" or not isinstance(loc[1], int):
+            return False
+        steps = raw.get("steps")
+        if not isinstance(steps, list):
+            return False
+        return any(isinstance(s, dict) and isinstance(s.get("extract"), dict) and name in s["extract"]
+                   for s in steps[: loc[1]])
+
+    def requests(self) -> list[RequestFields]:
+        return [step.request for step in self.steps]
+
+    def target(self) -> str:
+        return self.steps[0].request.url
+
 
 # The same variable syntax as the environment interpolation in probes.config.yamlfile.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -189,6 +275,8 @@ class _Outcome:
 
 
 class ScriptedProber(Prober):
+    config_model = ScriptedProbeConfig
+    has_steps = True
     config: ScriptedProbeConfig
 
     def __init__(self, config: ScriptedProbeConfig) -> None:

@@ -4,14 +4,69 @@ canary `top_k_contains`, and the server-reported `took`; `queries:` rotate run b
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import os
+from typing import Any, Literal
 
-from probes.config.agent_file import SearchProbeConfig
+from pydantic import Field, field_validator, model_validator
+
+from probes.config.models import Expect, check_jsonpath
 from probes.jsonpaths import find
 from probes.probers._http.expect import Failed, ResponseView
 from probes.probers.base import RunContext
-from probes.probers.http import HttpProber
+from probes.probers.http import HttpProber, HttpRequestConfig
 from probes.result import Sample
+
+
+class SearchExpect(Expect):
+    min_hits: int | None = Field(default=None, ge=0)
+    max_hits: int | None = Field(default=None, ge=0)
+    total_path: str = "$.total"
+    hits_path: str = "$.hits"
+    id_field: str = "id"
+    top_k_contains: list[str] = Field(default_factory=list)
+    top_k: int | None = Field(default=None, ge=1)
+    """Look for `top_k_contains` within the first K hits; default: all returned hits."""
+    max_took_ms: float | None = Field(default=None, ge=0)
+    took_path: str = "$.took_ms"
+
+    _paths = field_validator("total_path", "hits_path", "took_path")(check_jsonpath)
+
+
+class SearchProbeConfig(HttpRequestConfig):
+    type: Literal["search"]
+    query_param: str = "q"
+    queries: list[str] | None = Field(default=None, min_length=1)
+    queries_file: str | None = None
+    cache_bust: bool = False
+    expect: SearchExpect = Field(default_factory=SearchExpect)
+
+    @model_validator(mode="after")
+    def _queries(self) -> SearchProbeConfig:
+        if self.queries is not None and self.queries_file is not None:
+            raise ValueError("give either queries or queries_file, not both")
+        return self
+
+    def load_checks(self, config_dir: str) -> list[tuple[tuple[str | int, ...], str]]:
+        if self.queries_file is None:
+            return []
+        try:
+            self.queries = _read_queries(self.queries_file, config_dir)
+        except ValueError as exc:
+            return [(("queries_file",), str(exc))]
+        return []
+
+
+def _read_queries(path: str, config_dir: str) -> list[str]:
+    full = path if os.path.isabs(path) else os.path.join(config_dir, path)
+    try:
+        with open(full, encoding="utf-8") as handle:
+            queries = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    except OSError as exc:
+        raise ValueError(f"cannot read {full}: {exc.strerror}") from None
+    if not queries:
+        raise ValueError(f"{full} has no queries (one query a line)")
+    return queries
+
 
 _bust = itertools.count()
 
@@ -25,6 +80,7 @@ def _total(value: Any) -> int | None:
 
 
 class SearchProber(HttpProber):
+    config_model = SearchProbeConfig  # type: ignore[assignment]  # a subtype, as SearchProber is of HttpProber
     config: SearchProbeConfig
 
     def params_for(self, ctx: RunContext) -> dict[str, Any] | None:

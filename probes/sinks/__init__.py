@@ -1,23 +1,23 @@
-"""Sink name (the key under `sinks:` in agent.yaml) -> sink class, imported on first use."""
+"""The configurable sinks: registering one is one line in SINKS; the `sinks:` section of agent.yaml is
+derived from it. The Prometheus sink is always on and built by the agent itself."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from probes.agent.self_metrics import AgentIdentity, AgentMetrics
-from probes.sinks.base import Sink
+from probes.identity import AgentIdentity
+from probes.sinks.base import Sink, SinkMetrics
+from probes.sinks.elasticsearch import ElasticsearchSink
 
-SINKS: dict[str, str] = {
-    "elasticsearch": "probes.sinks.elasticsearch:ElasticsearchSink",
-}
+SINKS: tuple[type[Sink], ...] = (
+    ElasticsearchSink,
+)
 
-
-def build_sink(name: str, config: Any, identity: AgentIdentity, metrics: AgentMetrics) -> Sink:
-    module_name, _, class_name = SINKS[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    sink: Sink = cls(config, identity, metrics)
-    return sink
+SINKS_BY_NAME: dict[str, type[Sink]] = {sink.name: sink for sink in SINKS}
 
 
-__all__ = ["SINKS", "Sink", "build_sink"]
+def build_sink(name: str, config: Any, identity: AgentIdentity, metrics: SinkMetrics) -> Sink:
+    return SINKS_BY_NAME[name](config, identity, metrics)
+
+
+__all__ = ["SINKS", "SINKS_BY_NAME", "Sink", "SinkMetrics", "build_sink"]

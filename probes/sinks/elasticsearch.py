@@ -27,15 +27,45 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
+from pydantic import Field, field_validator, model_validator
 
 from probes import __version__
-from probes.agent.self_metrics import AgentIdentity, AgentMetrics
-from probes.config.elasticsearch import ElasticsearchSinkConfig
-from probes.probers.elasticsearch import describe, make_client
+from probes.clients.elasticsearch import ElasticsearchConnection, check_index_name, describe, make_client
+from probes.durations import Duration
+from probes.identity import AgentIdentity
 from probes.result import ProbeResult
-from probes.sinks.base import Sink
+from probes.sinks.base import Sink, SinkMetrics
 
 log = logging.getLogger(__name__)
+
+
+class ElasticsearchSinkConfig(ElasticsearchConnection):
+    index: str = "probe-results"
+    """Documents go to the daily index `<index>-YYYY.MM.DD` (UTC)."""
+    queue_size: int = Field(default=10_000, ge=1)
+    """Results kept while Elasticsearch is slow or away; beyond this they are dropped and counted."""
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval: Duration = 1.0
+    timeout: Duration = 10.0
+    """Per bulk request."""
+    max_retries: int = Field(default=5, ge=0)
+    """Retries of a document Elasticsearch rejected with 429 or 5xx; then it is dropped."""
+    retry_backoff: Duration = 0.5
+    """First wait before a retry; doubles each time up to max_backoff."""
+    max_backoff: Duration = 30.0
+    create_template: bool = True
+    """Create the index template `<index>` at start unless one exists (a 403 is logged and ignored)."""
+
+    _index = field_validator("index")(check_index_name)
+
+    @model_validator(mode="after")
+    def _positive(self) -> ElasticsearchSinkConfig:
+        for key in ("flush_interval", "timeout", "retry_backoff", "max_backoff"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be greater than 0")
+        if self.batch_size > self.queue_size:
+            raise ValueError(f"batch_size ({self.batch_size}) is larger than queue_size ({self.queue_size})")
+        return self
 
 CLOSE_TIMEOUT = 2.0
 """Seconds `aclose` spends on a last flush; what is still queued after it is counted as dropped."""
@@ -129,11 +159,11 @@ class _Outage(Exception):
 
 class ElasticsearchSink(Sink):
     name = "elasticsearch"
+    config_model = ElasticsearchSinkConfig
+    config: ElasticsearchSinkConfig
 
-    def __init__(self, config: ElasticsearchSinkConfig, identity: AgentIdentity, metrics: AgentMetrics) -> None:
-        self._config = config
-        self._identity = identity
-        self._metrics = metrics
+    def __init__(self, config: ElasticsearchSinkConfig, identity: AgentIdentity, metrics: SinkMetrics) -> None:
+        super().__init__(config, identity, metrics)
         self._queue: deque[_Pending] = deque()
         self._inflight: list[_Pending] = []
         self._client: AsyncElasticsearch | None = None
@@ -155,13 +185,13 @@ class ElasticsearchSink(Sink):
         return len(self._queue) + len(self._inflight)
 
     def write(self, result: ProbeResult) -> None:
-        if self._broken or self._closing or self.queued >= self._config.queue_size:
-            self._metrics.dropped(self.name, 1)
+        if self._broken or self._closing or self.queued >= self.config.queue_size:
+            self.metrics.dropped(self.name, 1)
             return
-        self._queue.append(_Pending(index_for(self._config.index, result.started_at), uuid.uuid4().hex,
-                                    to_document(result, self._identity)))
-        self._metrics.queue_size(self.name, self.queued)
-        if len(self._queue) >= self._config.batch_size and not self._backing_off and self._wake is not None:
+        self._queue.append(_Pending(index_for(self.config.index, result.started_at), uuid.uuid4().hex,
+                                    to_document(result, self.identity)))
+        self.metrics.queue_size(self.name, self.queued)
+        if len(self._queue) >= self.config.batch_size and not self._backing_off and self._wake is not None:
             self._wake.set()
 
     def forget(self, probe: str) -> None:
@@ -171,11 +201,11 @@ class ElasticsearchSink(Sink):
 
     async def start(self) -> None:
         try:
-            self._client = make_client(self._config, request_timeout=self._config.timeout)
+            self._client = make_client(self.config, request_timeout=self.config.timeout)
         except (OSError, ValueError) as exc:
             self._broken = True
             log.error("elasticsearch sink: cannot set up TLS (%s); results will be dropped", exc)
-            self._metrics.dropped(self.name, self.queued)
+            self.metrics.dropped(self.name, self.queued)
             self._queue.clear()
             return
         self._wake = asyncio.Event()
@@ -194,10 +224,10 @@ class ElasticsearchSink(Sink):
             self._task = None
         if self.queued:
             log.warning("elasticsearch sink: %d results not written at shutdown", self.queued)
-            self._metrics.dropped(self.name, self.queued)
+            self.metrics.dropped(self.name, self.queued)
             self._queue.clear()
             self._inflight = []
-        self._metrics.queue_size(self.name, 0)
+        self.metrics.queue_size(self.name, 0)
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -206,7 +236,7 @@ class ElasticsearchSink(Sink):
 
     async def _loop(self) -> None:
         assert self._wake is not None
-        pause = self._config.flush_interval
+        pause = self.config.flush_interval
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
@@ -219,11 +249,11 @@ class ElasticsearchSink(Sink):
                 log.exception("elasticsearch sink: unexpected error; retrying")
                 self._requeue(self._inflight)
                 self._inflight = []
-                pause = self._config.max_backoff
-            self._metrics.queue_size(self.name, self.queued)
+                pause = self.config.max_backoff
+            self.metrics.queue_size(self.name, self.queued)
             if self._closing:
                 return
-            self._backing_off = pause != self._config.flush_interval
+            self._backing_off = pause != self.config.flush_interval
 
     async def _drain(self) -> float:
         """Send what is queued; returns how long to wait before the next round."""
@@ -232,19 +262,19 @@ class ElasticsearchSink(Sink):
         except _Outage as exc:
             return self._went_down(str(exc))
         while self._queue:
-            count = min(self._config.batch_size, len(self._queue))
+            count = min(self.config.batch_size, len(self._queue))
             self._inflight = [self._queue.popleft() for _ in range(count)]
             again, outage = await self._send(self._inflight)
             self._inflight = []
             self._requeue(again)
-            self._metrics.queue_size(self.name, self.queued)
+            self.metrics.queue_size(self.name, self.queued)
             if outage is not None:
                 return self._went_down(outage)
             self._recovered()
             if again:
                 attempts = max(p.attempts for p in again)
-                return min(self._config.max_backoff, self._config.retry_backoff * 2 ** (attempts - 1))
-        return self._config.flush_interval
+                return min(self.config.max_backoff, self.config.retry_backoff * 2 ** (attempts - 1))
+        return self.config.flush_interval
 
     def _requeue(self, pending: list[_Pending]) -> None:
         # Back to the front, in order: the queue bound already counted them while they were in flight.
@@ -257,7 +287,7 @@ class ElasticsearchSink(Sink):
         outage: str | None = None
         actions = [{"_op_type": "index", "_index": p.index, "_id": p.doc_id, "_source": p.doc} for p in batch]
         try:
-            async with asyncio.timeout(self._config.timeout + 1):
+            async with asyncio.timeout(self.config.timeout + 1):
                 async for ok, item in async_streaming_bulk(
                         self._client, actions, chunk_size=len(actions), raise_on_error=False,
                         raise_on_exception=False, max_retries=0):
@@ -266,7 +296,7 @@ class ElasticsearchSink(Sink):
         except (TransportError, ApiError) as exc:
             outage = describe(exc).message
         except TimeoutError:
-            outage = f"no answer to a bulk request within {self._config.timeout:g}s"
+            outage = f"no answer to a bulk request within {self.config.timeout:g}s"
         again: list[_Pending] = []
         for pending in batch:
             ok, info = answers.get(pending.doc_id, (False, {}))
@@ -284,14 +314,14 @@ class ElasticsearchSink(Sink):
                 again.append(pending)
             else:
                 pending.attempts += 1
-                if _retryable(status) and pending.attempts <= self._config.max_retries:
+                if _retryable(status) and pending.attempts <= self.config.max_retries:
                     again.append(pending)
                 else:
                     self._drop([pending], _item_error(status, info.get("error")))
         return again, outage
 
     def _drop(self, pending: list[_Pending], why: str) -> None:
-        self._metrics.dropped(self.name, len(pending))
+        self.metrics.dropped(self.name, len(pending))
         key = why.split(":", 1)[0]
         if key not in self._reported:  # once per kind of error, not once per document
             self._reported.add(key)
@@ -301,7 +331,7 @@ class ElasticsearchSink(Sink):
         if self._template_done:
             return
         assert self._client is not None
-        name = self._config.index
+        name = self.config.index
         try:
             await self._client.indices.put_index_template(name=name, create=True, **index_template(name))
         except ApiError as exc:
@@ -324,10 +354,10 @@ class ElasticsearchSink(Sink):
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning("elasticsearch sink: cannot write to Elasticsearch (%s); keeping up to %d results "
-                        "and retrying", why, self._config.queue_size)
-            self._outage_pause = self._config.retry_backoff
+                        "and retrying", why, self.config.queue_size)
+            self._outage_pause = self.config.retry_backoff
         else:
-            self._outage_pause = min(self._config.max_backoff, self._outage_pause * 2)
+            self._outage_pause = min(self.config.max_backoff, self._outage_pause * 2)
         return self._outage_pause
 
     def _recovered(self) -> None:

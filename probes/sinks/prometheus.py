@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.agent.self_metrics import AgentIdentity
+from probes.identity import AgentIdentity
 from probes.result import ProbeResult
-from probes.sinks.base import Sink
+from probes.sinks.base import Sink, SinkMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = [repr(b) for b in LATENCY_BUCKETS]
@@ -58,8 +58,8 @@ class _ProbeState:
 class PrometheusSink(Sink):
     name = "prometheus"
 
-    def __init__(self, identity: AgentIdentity) -> None:
-        self._identity = identity
+    def __init__(self, config: None, identity: AgentIdentity, metrics: SinkMetrics) -> None:
+        super().__init__(config, identity, metrics)
         self._probes: dict[str, _ProbeState] = {}
         self._sample_help: dict[str, str] = {}
 
@@ -67,12 +67,12 @@ class PrometheusSink(Sink):
         state = self._probes.get(probe)
         if state is None:
             labels = (f'probe="{_escape(probe)}",type="{_escape(type_)}",'
-                      f'region="{_escape(self._identity.region)}",agent="{_escape(self._identity.agent)}"')
+                      f'region="{_escape(self.identity.region)}",agent="{_escape(self.identity.agent)}"')
             state = self._probes[probe] = _ProbeState(labels)
             self._render_counters(state)
         return state
 
-    def register(self, probe: str, type_: str) -> None:
+    def add_probe(self, probe: str, type_: str) -> None:
         """Export zeroed run counters before the first run, so rate() has a start."""
         self._state(probe, type_)
 
@@ -110,10 +110,11 @@ class PrometheusSink(Sink):
         lines["probe_duration_seconds"] = f"probe_duration_seconds{{{lab}}} {_num(r.duration_seconds)}\n"
         lines["probe_degraded"] = f"probe_degraded{{{lab}}} {1 if r.degraded else 0}\n"
         lines["probe_last_run_timestamp_seconds"] = f"probe_last_run_timestamp_seconds{{{lab}}} {_num(r.started_at)}\n"
-        if r.type != "elasticsearch":
+        phases = r.phases
+        if phases is not None:
             lines["probe_http_status_code"] = f"probe_http_status_code{{{lab}}} {r.status_code}\n"
             lines["probe_http_duration_seconds"] = "".join(
-                f'probe_http_duration_seconds{{{lab},phase="{p}"}} {_num(r.phases.get(p, 0.0))}\n' for p in PHASES)
+                f'probe_http_duration_seconds{{{lab},phase="{p}"}} {_num(phases.get(p, 0.0))}\n' for p in PHASES)
         if r.cert_expiry is not None:
             lines["probe_ssl_earliest_cert_expiry"] = f"probe_ssl_earliest_cert_expiry{{{lab}}} {_num(r.cert_expiry)}\n"
         else:

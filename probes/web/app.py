@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -11,14 +9,12 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from probes.web.status_page import render_status_page
-
-if TYPE_CHECKING:
-    from probes.agent.agent import Agent
+from probes.web.view import AgentView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_app(agent: Agent) -> Starlette:
+def create_app(agent: AgentView) -> Starlette:
     async def metrics(request: Request) -> Response:
         body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
         return Response(body, media_type=CONTENT_TYPE)

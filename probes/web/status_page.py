@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import html
 import time
-from typing import TYPE_CHECKING
 
 from probes import __version__
-
-if TYPE_CHECKING:
-    from probes.agent.agent import Agent
+from probes.web.view import AgentView
 
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}
@@ -19,7 +16,7 @@ table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #d
 """
 
 
-def render_status_page(agent: Agent) -> str:
+def render_status_page(agent: AgentView) -> str:
     now = time.time()
     rows = []
     for name, prober in sorted(agent.probers().items()):
@@ -34,9 +31,9 @@ def render_status_page(agent: Agent) -> str:
             detail = html.escape((f"{result.reason}: " if result.reason else "") + result.message)
             when = f"{now - result.started_at:.0f}s ago"
             duration = f"{result.duration_seconds * 1000:.1f} ms"
-        target = html.escape(getattr(cfg, "url", "") or ", ".join(getattr(cfg, "hosts", []) or []))
+        target = html.escape(cfg.target())
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(cfg.type)}</td><td>{state}</td>"
-                    f"<td>{duration}</td><td>{when}</td><td>{cfg.every:g}s</td><td>{target}</td>"
+                    f"<td>{duration}</td><td>{when}</td><td>{cfg.interval:g}s</td><td>{target}</td>"
                     f"<td>{detail}</td></tr>")
     warning = ""
     if agent.last_reload_error:

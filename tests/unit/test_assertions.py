@@ -5,8 +5,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from probes.config.models import Expect
 from probes.probers._http.client import HttpResponse
-from probes.probers._http.expect import ResponseView, evaluate
+from probes.probers._http.expect import Failed, ResponseView, Verdict, check_latency, check_response
 
+
+def evaluate(expect: Expect, view: ResponseView, elapsed: float) -> Verdict:
+    """What a prober does with a response: the checks, then the latency verdict."""
+    try:
+        check_response(expect, view)
+    except Failed as failed:
+        return Verdict(False, failed.reason, failed.message)
+    return check_latency(expect, elapsed)
 
 def _resp(body: bytes = b'{"status": "ok", "items": [1, 2, 3]}', status: int = 200,
           headers: dict[str, str] | None = None) -> ResponseView:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probes.config.agent_file import load_config, parse_config
+from probes.agent.config_file import load_config, parse_config
 from probes.sinks.prometheus import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,8 @@ def test_compose_file_references_existing_files() -> None:
 @pytest.mark.parametrize("name", ["probe_agent_info", "probe_agent_schedule_lag_seconds",
                                   "probe_agent_missed_runs_total", "probe_agent_sink_dropped_total"])
 def test_agent_metric_names_used_by_the_dashboard_exist(name: str) -> None:
-    from probes.agent.self_metrics import AgentIdentity, AgentMetrics
+    from probes.agent.self_metrics import AgentMetrics
+    from probes.identity import AgentIdentity
 
     names = {m.name for m in AgentMetrics(AgentIdentity("r", "a")).registry.collect()}
     names |= {n + "_total" for n in names}

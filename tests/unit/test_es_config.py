@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.config.agent_file import parse_config
+from probes.agent.config_file import parse_config
 from probes.errors import ConfigError
 
 VALID = """

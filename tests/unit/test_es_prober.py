@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 import trustme
 
-from probes.config.elasticsearch import ElasticsearchProbeConfig
 from probes.probers import build_prober
 from probes.probers.base import RunContext
-from probes.probers.elasticsearch import ElasticsearchProber
+from probes.probers.elasticsearch import ElasticsearchProbeConfig, ElasticsearchProber
 from probes.result import ProbeResult
 from tests.support.es_server import FakeElasticsearch
 from tests.support.processes import wait_until

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from probes.agent.self_metrics import AgentIdentity, AgentMetrics
-from probes.config.elasticsearch import ElasticsearchSinkConfig
+from probes.agent.self_metrics import AgentMetrics
+from probes.identity import AgentIdentity
 from probes.result import ProbeResult, Sample
 from probes.sinks import build_sink
-from probes.sinks.elasticsearch import ElasticsearchSink
+from probes.sinks.elasticsearch import ElasticsearchSink, ElasticsearchSinkConfig
 from tests.support.es_server import FakeElasticsearch
 
 T = TypeVar("T")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from probes.agent.self_metrics import AgentIdentity
+from probes.agent.self_metrics import AgentMetrics
+from probes.identity import AgentIdentity
 from probes.result import ProbeResult, Sample, StepResult
 from probes.sinks.prometheus import PrometheusSink
 
@@ -15,6 +16,10 @@ def _families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
+def _sink(identity: AgentIdentity) -> PrometheusSink:
+    return PrometheusSink(None, identity, AgentMetrics(identity))
+
+
 def _result(**kw: object) -> ProbeResult:
     base: dict[str, object] = {"probe": "p", "type": "search", "success": True, "duration_seconds": 0.03,
                                "status_code": 200, "phases": {"connect": 0.001, "processing": 0.02}}
@@ -23,7 +28,7 @@ def _result(**kw: object) -> ProbeResult:
 
 
 def test_series_carry_probe_type_region_agent_and_escape_values() -> None:
-    sink = PrometheusSink(AgentIdentity(region='eu "west"', agent="a\\1"))
+    sink = _sink(AgentIdentity(region='eu "west"', agent="a\\1"))
     sink.write(_result())
     fam = _families(sink.render())
     labels, value = fam["probe_success"][0]
@@ -31,7 +36,7 @@ def test_series_carry_probe_type_region_agent_and_escape_values() -> None:
 
 
 def test_counters_and_histogram_accumulate_and_gauges_keep_the_last_run() -> None:
-    sink = PrometheusSink(AgentIdentity("r", "a"))
+    sink = _sink(AgentIdentity("r", "a"))
     sink.write(_result(duration_seconds=0.003))
     sink.write(_result(success=False, reason="timeout", duration_seconds=2.0, status_code=0))
     sink.write(_result(success=False, reason="status", duration_seconds=0.2, status_code=503))
@@ -47,7 +52,7 @@ def test_counters_and_histogram_accumulate_and_gauges_keep_the_last_run() -> Non
 
 
 def test_samples_and_steps_are_exported_and_replaced_by_the_next_run() -> None:
-    sink = PrometheusSink(AgentIdentity("r", "a"))
+    sink = _sink(AgentIdentity("r", "a"))
     sink.write(_result(samples=[Sample("probe_search_hits", 12, help="hits"),
                                 Sample("probe_es_status", 1, (("color", "green"),))],
                        steps=[StepResult("login", True, 0.01), StepResult("search", False, 0.02, "status")]))
@@ -62,8 +67,8 @@ def test_samples_and_steps_are_exported_and_replaced_by_the_next_run() -> None:
 
 
 def test_register_exports_zero_counters_and_forget_removes_a_probe() -> None:
-    sink = PrometheusSink(AgentIdentity("r", "a"))
-    sink.register("new", "http")
+    sink = _sink(AgentIdentity("r", "a"))
+    sink.add_probe("new", "http")
     fam = _families(sink.render())
     assert {lab["result"]: v for lab, v in fam["probe_runs_total"]} == {"success": 0, "failure": 0}
     sink.forget("new")
@@ -71,7 +76,7 @@ def test_register_exports_zero_counters_and_forget_removes_a_probe() -> None:
 
 
 def test_scrape_of_1000_probes_is_one_family_header_each() -> None:
-    sink = PrometheusSink(AgentIdentity("r", "a"))
+    sink = _sink(AgentIdentity("r", "a"))
     for i in range(1000):
         sink.write(_result(probe=f"p{i}"))
     text = sink.render()

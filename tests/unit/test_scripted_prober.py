@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from probes.config.agent_file import ScriptedProbeConfig, parse_config
+from probes.agent.config_file import parse_config
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpResponse, RequestFailed
 from probes.probers.base import RunContext
-from probes.probers.scripted import ScriptedProber, as_text, compile_template
+from probes.probers.scripted import ScriptedProbeConfig, ScriptedProber, as_text, compile_template
 from probes.result import ProbeResult
 from tests.support.tls import der_expiring_in
 

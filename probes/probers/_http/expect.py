@@ -163,11 +163,3 @@ def check_latency(expect: Expect, elapsed: float) -> Verdict:
         return Verdict(True, None, f"degraded: took {elapsed * 1000:.0f}ms, over "
                                    f"{expect.degraded_latency * 1000:.0f}ms", degraded=True)
     return OK
-
-
-def evaluate(expect: Expect, view: ResponseView, elapsed: float) -> Verdict:
-    try:
-        check_response(expect, view)
-    except Failed as failed:
-        return Verdict(False, failed.reason, failed.message)
-    return check_latency(expect, elapsed)
