@@ -134,7 +134,9 @@ def test_junit_for_ci(config: Path) -> None:
     root = ET.fromstring(proc.stdout)
     suite = root.find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "3")
+    # A scripted probe adds a testcase per step: CI servers count `tests` from the cases they read.
+    assert suite.get("tests") == str(len(list(root.iter("testcase")))) == "8"
+    assert suite.get("failures") == "3"
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
     assert set(cases) == {
         ("probe-agent.http", "retried"), ("probe-agent.http", "not-retried"), ("probe-agent.http", "retries-exhausted"),

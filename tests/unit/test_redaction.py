@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from probes.redaction import REDACTED, redact_headers, redact_text, redact_url, register_secret
+
+
+def test_userinfo_and_secret_query_values_are_hidden_but_the_rest_of_the_url_stays() -> None:
+    url = redact_url("https://user:pw@api.example:8443/search?q=laptop&api_key=abc123&limit=10")
+    assert "pw" not in url and "abc123" not in url
+    assert url.startswith(f"https://{REDACTED}@api.example:8443/search?")
+    assert "q=laptop" in url and "limit=10" in url
+
+
+def test_secret_headers_are_hidden_case_insensitively_plus_the_probe_s_own_list() -> None:
+    out = dict(redact_headers({"Authorization": "Bearer x", "X-Tenant": "t1", "X-Custom-Secret": "s"},
+                              extra=["x-custom-secret"]))
+    assert out == {"Authorization": REDACTED, "X-Tenant": "t1", "X-Custom-Secret": REDACTED}
+
+
+def test_registered_values_vanish_from_free_text_and_urls_in_error_messages_are_cleaned() -> None:
+    register_secret("s3cr3t-token-value")
+    message = "Cannot connect to http://bob:hunter2@db:9200/x?token=s3cr3t-token-value (refused) s3cr3t-token-value"
+    cleaned = redact_text(message)
+    assert "hunter2" not in cleaned and "s3cr3t-token-value" not in cleaned
+    assert "(refused)" in cleaned and "db:9200" in cleaned
