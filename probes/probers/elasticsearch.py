@@ -33,6 +33,7 @@ from probes.clients.elasticsearch import (
 )
 from probes.config.models import ProbeBase, Strict
 from probes.durations import Duration
+from probes.errors import ProbeFailed
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
@@ -125,17 +126,6 @@ def sample(name: str, value: float, labels: tuple[tuple[str, str], ...] = ()) ->
 # ---- the prober ------------------------------------------------------------------------------------------
 
 
-class _Unexpected(Exception):
-    """The response is not what Elasticsearch sends; reason `protocol`."""
-
-
-class _CheckFailed(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 @dataclass(slots=True)
 class _Run:
     """What one run learned so far; a failure keeps the samples and status gathered before it."""
@@ -196,10 +186,8 @@ class ElasticsearchProber(Prober):
                 waited = time.perf_counter() - state.written_at
                 failure.message = f"canary not searchable after {waited:.2f}s"
                 state.samples.append(sample("probe_index_freshness_seconds", waited))
-        except _CheckFailed as exc:
+        except ProbeFailed as exc:
             failure = Failure(exc.reason, exc.message, state.status_code)
-        except _Unexpected as exc:
-            failure = Failure("protocol", f"unexpected response: {exc}", state.status_code)
         except (ApiError, TransportError) as exc:
             failure = describe(exc)
         finally:
@@ -232,7 +220,7 @@ class ElasticsearchProber(Prober):
         body = resp.body
         color = body.get("status") if isinstance(body, dict) else None
         if color not in CLUSTER_COLORS:
-            raise _Unexpected(f"cluster health has no known status ({color!r})")
+            raise ProbeFailed("protocol", f"unexpected response: cluster health has no known status ({color!r})")
         state.samples += [
             sample("probe_elasticsearch_cluster_status", 1.0 if c == color else 0.0, (("color", c),))
             for c in CLUSTER_COLORS
@@ -250,7 +238,7 @@ class ElasticsearchProber(Prober):
         expected = self.config.expect.cluster_status
         if color not in expected:
             # The request worked (HTTP 200); the cluster is not in an accepted state: an assertion failed.
-            raise _CheckFailed("assertion", f"{facts}; expected {' or '.join(expected)}")
+            raise ProbeFailed("assertion", f"{facts}; expected {' or '.join(expected)}")
         state.degraded = color != "green"
         state.message = facts
 
@@ -272,14 +260,14 @@ class ElasticsearchProber(Prober):
         total = _total_hits(body)
         took = body.get("took") if isinstance(body, dict) else None
         if total is None or not _is_number(took):
-            raise _Unexpected("a search response without hits.total or took")
+            raise ProbeFailed("protocol", "unexpected response: a search response without hits.total or took")
         state.samples += [sample("probe_search_hits", total),
                           sample("probe_elasticsearch_took_seconds", took / 1000)]
         expect = cfg.expect
         if expect.min_hits is not None and total < expect.min_hits:
-            raise _CheckFailed("assertion", f"{total} hits, expected at least {expect.min_hits}")
+            raise ProbeFailed("assertion", f"{total} hits, expected at least {expect.min_hits}")
         if expect.max_took_ms is not None and took > expect.max_took_ms:
-            raise _CheckFailed("latency",
+            raise ProbeFailed("latency",
                                f"Elasticsearch took {took:g}ms, max_took_ms is {expect.max_took_ms:g}")
         shards = body.get("_shards") or {}
         if body.get("timed_out") or shards.get("failed"):
@@ -317,7 +305,7 @@ class ElasticsearchProber(Prober):
             found = await client.search(index=cfg.index, query=ids_query, size=0)
             total = _total_hits(found.body)
             if total is None:
-                raise _Unexpected("a search response without hits.total")
+                raise ProbeFailed("protocol", "unexpected response: a search response without hits.total")
             if total > 0:
                 break
             await asyncio.sleep(cfg.freshness_poll)
@@ -326,7 +314,7 @@ class ElasticsearchProber(Prober):
         state.message = f"canary searchable after {freshness:.3f}s"
         limit = cfg.expect.max_freshness
         if limit is not None and freshness > limit:
-            raise _CheckFailed("latency",
+            raise ProbeFailed("latency",
                                f"canary searchable after {freshness:.3f}s, max_freshness is {limit:g}s")
 
     async def _remove_canaries(self, client: AsyncElasticsearch, canary: tuple[str, str]) -> None:

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from probes.config.models import Expect, ProbeBase, RequestFields, TlsConfig
+from probes.errors import ProbeFailed
 from probes.probers._http.certs import not_after
-from probes.probers._http.client import RequestFailed
-from probes.probers._http.expect import Failed, ResponseView, check_latency, check_response
+from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
@@ -70,7 +70,7 @@ class HttpProber(Prober):
         params: dict[str, Any] | None = self._args["params"]
         return params
 
-    def inspect(self, view: ResponseView) -> tuple[list[Sample], Failed | None]:
+    def inspect(self, view: ResponseView) -> tuple[list[Sample], ProbeFailed | None]:
         """Type-specific checks after the common ones; samples are exported even on failure."""
         return [], None
 
@@ -80,7 +80,7 @@ class HttpProber(Prober):
         args = {**self._args, "params": self.params_for(ctx)}
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
-        except RequestFailed as exc:
+        except ProbeFailed as exc:
             return self.failure(exc.reason, exc.message,
                                        time.perf_counter() - start, target=cfg.url)
         view = ResponseView(resp)
@@ -96,7 +96,7 @@ class HttpProber(Prober):
             samples.extend(found)
             if failed is not None:
                 raise failed
-        except Failed as failed:
+        except ProbeFailed as failed:
             result.success, result.reason, result.message = False, failed.reason, failed.message
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)

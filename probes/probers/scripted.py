@@ -27,10 +27,11 @@ from probes.config.models import (
     check_jsonpath,
     check_regex,
 )
+from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
-from probes.probers._http.client import HttpClient, HttpResponse, RequestFailed
-from probes.probers._http.expect import Failed, ResponseView, check_latency, check_response
+from probes.probers._http.client import HttpClient, HttpResponse
+from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
 from probes.result import ProbeResult, StepResult
@@ -188,25 +189,25 @@ class _Extractor:
         if self.path is not None:
             try:
                 document = view.json()
-            except Failed as exc:
-                raise Failed("extract", f"extract {self.variable}: {exc.message}") from None
+            except ProbeFailed as exc:
+                raise ProbeFailed("extract", f"extract {self.variable}: {exc.message}") from None
             matches = self.path.find(document)
             if not matches:
-                raise Failed("extract", f"extract {self.variable}: {rule.json_path} matched nothing")
+                raise ProbeFailed("extract", f"extract {self.variable}: {rule.json_path} matched nothing")
             return matches[0].value
         if self.pattern is not None:
             match = self.pattern.search(view.text)
             if match is None:
-                raise Failed("extract", f"extract {self.variable}: /{rule.regex}/ matched nothing")
+                raise ProbeFailed("extract", f"extract {self.variable}: /{rule.regex}/ matched nothing")
             try:
                 return match.group(rule.group)
             except IndexError:
-                raise Failed("extract", f"extract {self.variable}: /{rule.regex}/ has no group "
+                raise ProbeFailed("extract", f"extract {self.variable}: /{rule.regex}/ has no group "
                                         f"{rule.group}") from None
         assert rule.header is not None
         value = view.response.headers.get(rule.header)
         if value is None:
-            raise Failed("extract", f"extract {self.variable}: header {rule.header} missing")
+            raise ProbeFailed("extract", f"extract {self.variable}: header {rule.header} missing")
         return value
 
 
@@ -355,7 +356,7 @@ class ScriptedProber(Prober):
                                        optional=cfg.optional))
         try:
             resp = await http.request(step.method, url, timeout=left, tls=self.config.tls, **args)
-        except RequestFailed as exc:
+        except ProbeFailed as exc:
             message = exc.message
             if exc.reason == "timeout":
                 message = f"{message} (the probe's {timeout:g}s timeout covers all steps)"
@@ -367,7 +368,7 @@ class ScriptedProber(Prober):
             check_response(cfg.expect, view)
             for extractor in step.extractors:
                 variables[extractor.variable] = extractor.extract(view)
-        except Failed as failure:
+        except ProbeFailed as failure:
             result.success, result.reason, result.message = False, failure.reason, failure.message
             return _Outcome(result, resp)
         verdict = check_latency(cfg.expect, resp.elapsed)

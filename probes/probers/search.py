@@ -10,8 +10,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from probes.config.models import Expect, check_jsonpath
+from probes.errors import ProbeFailed
 from probes.jsonpaths import find
-from probes.probers._http.expect import Failed, ResponseView
+from probes.probers._http.expect import ResponseView
 from probes.probers.base import RunContext
 from probes.probers.http import HttpProber, HttpRequestConfig
 from probes.result import Sample
@@ -92,7 +93,7 @@ class SearchProber(HttpProber):
             params["_cb"] = f"{id(self):x}{next(_bust)}"
         return params or None
 
-    def inspect(self, view: ResponseView) -> tuple[list[Sample], Failed | None]:
+    def inspect(self, view: ResponseView) -> tuple[list[Sample], ProbeFailed | None]:
         expect = self.config.expect
         document = view.json()
         samples: list[Sample] = []
@@ -101,15 +102,15 @@ class SearchProber(HttpProber):
         totals = find(expect.total_path, document)
         total = _total(totals[0]) if totals else None
         if total is None and hits is None:
-            return samples, Failed("assertion", f"neither {expect.total_path} nor {expect.hits_path} "
+            return samples, ProbeFailed("assertion", f"neither {expect.total_path} nor {expect.hits_path} "
                                                 "found in the response")
         count = total if total is not None else len(hits or [])
         samples.append(Sample("probe_search_hits", float(count), help="Hits (total) of the last search."))
-        failure: Failed | None = None
+        failure: ProbeFailed | None = None
         if expect.min_hits is not None and count < expect.min_hits:
-            failure = Failed("assertion", f"{count} hits, expected at least {expect.min_hits}")
+            failure = ProbeFailed("assertion", f"{count} hits, expected at least {expect.min_hits}")
         elif expect.max_hits is not None and count > expect.max_hits:
-            failure = Failed("assertion", f"{count} hits, expected at most {expect.max_hits}")
+            failure = ProbeFailed("assertion", f"{count} hits, expected at most {expect.max_hits}")
         if expect.top_k_contains:
             window = (hits or [])[: expect.top_k] if expect.top_k else (hits or [])
             ids = {str(h.get(expect.id_field)) for h in window if isinstance(h, dict)}
@@ -118,7 +119,7 @@ class SearchProber(HttpProber):
             samples.append(Sample("probe_search_top_k_recall", recall,
                                   help="Share of top_k_contains ids found in the returned hits."))
             if missing and failure is None:
-                failure = Failed("assertion", f"expected ids missing from the top {len(window)} hits: "
+                failure = ProbeFailed("assertion", f"expected ids missing from the top {len(window)} hits: "
                                               f"{', '.join(missing)}")
         tooks = find(expect.took_path, document)
         if not tooks and "took_path" not in expect.model_fields_set:
@@ -129,7 +130,7 @@ class SearchProber(HttpProber):
                                   help="Server-reported search time of the last search."))
         if expect.max_took_ms is not None and failure is None:
             if took is None:
-                failure = Failed("assertion", f"{expect.took_path} not found in the response")
+                failure = ProbeFailed("assertion", f"{expect.took_path} not found in the response")
             elif took > expect.max_took_ms:
-                failure = Failed("latency", f"server took {took:g}ms, max_took_ms is {expect.max_took_ms:g}")
+                failure = ProbeFailed("latency", f"server took {took:g}ms, max_took_ms is {expect.max_took_ms:g}")
         return samples, failure

@@ -4,15 +4,16 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from probes.config.models import Expect
+from probes.errors import ProbeFailed
 from probes.probers._http.client import HttpResponse
-from probes.probers._http.expect import Failed, ResponseView, Verdict, check_latency, check_response
+from probes.probers._http.expect import ResponseView, Verdict, check_latency, check_response
 
 
 def evaluate(expect: Expect, view: ResponseView, elapsed: float) -> Verdict:
     """What a prober does with a response: the checks, then the latency verdict."""
     try:
         check_response(expect, view)
-    except Failed as failed:
+    except ProbeFailed as failed:
         return Verdict(False, failed.reason, failed.message)
     return check_latency(expect, elapsed)
 

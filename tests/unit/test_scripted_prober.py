@@ -12,8 +12,9 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from probes.agent.config_file import parse_config
+from probes.errors import ProbeFailed
 from probes.probers._http.certs import not_after
-from probes.probers._http.client import HttpResponse, RequestFailed
+from probes.probers._http.client import HttpResponse
 from probes.probers.base import RunContext
 from probes.probers.scripted import ScriptedProbeConfig, ScriptedProber, as_text, compile_template
 from probes.result import ProbeResult
@@ -257,7 +258,7 @@ def test_expect_is_checked_before_extract_so_a_wrong_status_is_reported_as_statu
 
 def test_a_connection_error_is_the_step_reason() -> None:
     def refuse(method: str, url: str, kwargs: dict[str, Any]) -> HttpResponse:
-        raise RequestFailed("connection", "cannot connect: Connection refused")
+        raise ProbeFailed("connection", "cannot connect: Connection refused")
 
     result = run(prober(LOGIN_SEARCH), FakeHttp(refuse))
     assert (result.reason, result.message) == ("connection", "step login: cannot connect: Connection refused")

@@ -23,18 +23,10 @@ from multidict import CIMultiDictProxy
 from probes import __version__
 from probes.clients.tls import build_ssl_context
 from probes.config.models import TlsConfig
+from probes.errors import ProbeFailed
 
 USER_AGENT = f"probe-agent/{__version__}"
 _clock = time.perf_counter
-
-
-class RequestFailed(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        # One line, bounded: parser errors quote the offending bytes across several lines.
-        message = " ".join(message.split())[:300]
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -159,7 +151,7 @@ class HttpClient:
         session = self._reuse if reuse else self._fresh
         if session is None:
             if self._closed:
-                raise RequestFailed("error", "the agent is shutting down")
+                raise ProbeFailed("error", "the agent is shutting down")
             connector = _connector(fresh=not reuse)
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -200,14 +192,14 @@ class HttpClient:
         reuse_connections: bool = False,
         max_body_bytes: int = 4 * 1024 * 1024,
     ) -> HttpResponse:
-        """One request, body read up to `max_body_bytes`; raises RequestFailed with a reason."""
+        """One request, body read up to `max_body_bytes`; raises ProbeFailed with a reason."""
         # Built before the clock starts: the first run would otherwise count loading the CA bundle
         # (tens of milliseconds) as its connect phase.
         session = self._session(reuse_connections)
         try:
             ssl_context = self.ssl_for(tls)
         except (OSError, ssl.SSLError) as exc:
-            raise RequestFailed("tls", f"cannot load the TLS files: {exc}") from None
+            raise ProbeFailed("tls", f"cannot load the TLS files: {exc}") from None
         marks = _Marks(start=_clock())
         token = _marks.set(marks)
         headers_at = 0.0
@@ -244,12 +236,12 @@ class HttpClient:
             stage = "waiting for the response body" if headers_at else "waiting for response headers"
             if not headers_at and not marks.tcp_end and marks.resolve_start:
                 stage = "connecting"
-            raise RequestFailed("timeout", f"timed out after {timeout:g}s {stage}") from None
-        except RequestFailed:
+            raise ProbeFailed("timeout", f"timed out after {timeout:g}s {stage}") from None
+        except ProbeFailed:
             raise
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             reason, message = _error_reason(exc)
-            raise RequestFailed(reason, message) from None
+            raise ProbeFailed(reason, message) from None
         finally:
             _marks.reset(token)
 
@@ -280,7 +272,7 @@ def _reused_peer_cert(resp: aiohttp.ClientResponse) -> bytes | None:
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     length = resp.content_length
     if length is not None and length > limit:
-        raise RequestFailed("body_too_large", f"response body of {length} bytes exceeds max_body_bytes ({limit})")
+        raise ProbeFailed("body_too_large", f"response body of {length} bytes exceeds max_body_bytes ({limit})")
     if length is not None and resp.headers.get("Content-Encoding") is None:
         return await resp.read()
     chunks: list[bytes] = []
@@ -291,7 +283,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
-            raise RequestFailed("body_too_large", f"response body exceeds max_body_bytes ({limit})")
+            raise ProbeFailed("body_too_large", f"response body exceeds max_body_bytes ({limit})")
         chunks.append(chunk)
 
 

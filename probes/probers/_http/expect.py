@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from probes.config.models import Expect, JsonCheck
+from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpResponse
@@ -29,13 +30,6 @@ class Verdict:
 
 
 OK = Verdict(True)
-
-
-class Failed(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @lru_cache(maxsize=4096)
@@ -64,7 +58,7 @@ class ResponseView:
             try:
                 self._json = json.loads(self.response.body)
             except ValueError as exc:
-                raise Failed("assertion", f"response is not valid JSON: {exc}") from None
+                raise ProbeFailed("assertion", f"response is not valid JSON: {exc}") from None
         return self._json
 
 
@@ -78,27 +72,27 @@ def check_json(check: JsonCheck, document: Any) -> None:
     op = check.operator
     if op == "exists":
         if bool(matches) != check.exists:
-            raise Failed("assertion", f"{check.path} {'matched nothing' if check.exists else 'exists'}")
+            raise ProbeFailed("assertion", f"{check.path} {'matched nothing' if check.exists else 'exists'}")
         return
     if not matches:
-        raise Failed("assertion", f"{check.path} matched nothing")
+        raise ProbeFailed("assertion", f"{check.path} matched nothing")
     first = matches[0]
     if op == "all_equal":
         bad = [m for m in matches if m != check.all_equal]
         if bad:
-            raise Failed("assertion", f"{check.path}: {len(bad)} of {len(matches)} values are not "
+            raise ProbeFailed("assertion", f"{check.path}: {len(bad)} of {len(matches)} values are not "
                                       f"{_short(check.all_equal)} (e.g. {_short(bad[0])})")
     elif op == "equals" and first != check.equals:
-        raise Failed("assertion", f"{check.path} is {_short(first)}, expected {_short(check.equals)}")
+        raise ProbeFailed("assertion", f"{check.path} is {_short(first)}, expected {_short(check.equals)}")
     elif op == "not_equals" and first == check.not_equals:
-        raise Failed("assertion", f"{check.path} is {_short(first)}")
+        raise ProbeFailed("assertion", f"{check.path} is {_short(first)}")
     elif op in ("gt", "lt"):
         limit = check.gt if op == "gt" else check.lt
         if not isinstance(first, int | float) or isinstance(first, bool):
-            raise Failed("assertion", f"{check.path} is {_short(first)}, not a number")
+            raise ProbeFailed("assertion", f"{check.path} is {_short(first)}, not a number")
         assert limit is not None
         if (op == "gt" and not first > limit) or (op == "lt" and not first < limit):
-            raise Failed("assertion", f"{check.path} is {first}, expected {'>' if op == 'gt' else '<'} {limit:g}")
+            raise ProbeFailed("assertion", f"{check.path} is {first}, expected {'>' if op == 'gt' else '<'} {limit:g}")
     elif op == "contains":
         if isinstance(first, str):
             found = isinstance(check.contains, str) and check.contains in first
@@ -107,11 +101,11 @@ def check_json(check: JsonCheck, document: Any) -> None:
         else:
             found = False
         if not found:
-            raise Failed("assertion", f"{check.path} ({_short(first)}) does not contain {_short(check.contains)}")
+            raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not contain {_short(check.contains)}")
     elif op == "matches":
         assert check.matches is not None
         if not _regex(check.matches).search(first if isinstance(first, str) else json.dumps(first)):
-            raise Failed("assertion", f"{check.path} ({_short(first)}) does not match /{check.matches}/")
+            raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not match /{check.matches}/")
 
 
 @lru_cache(maxsize=256)
@@ -121,23 +115,23 @@ def _validator(schema_json: str) -> Any:
 
 
 def check_response(expect: Expect, view: ResponseView) -> None:
-    """Everything but latency; raises Failed."""
+    """Everything but latency; raises ProbeFailed."""
     resp = view.response
     if expect.status is None:
         if not 200 <= resp.status < 300:
-            raise Failed("status", f"status {resp.status}, expected 2xx")
+            raise ProbeFailed("status", f"status {resp.status}, expected 2xx")
     elif resp.status not in expect.status:
-        raise Failed("status", f"status {resp.status}, expected one of {expect.status}")
+        raise ProbeFailed("status", f"status {resp.status}, expected one of {expect.status}")
     for name, pattern in expect.headers.items():
         value = resp.headers.get(name)
         if value is None:
-            raise Failed("assertion", f"header {name} missing")
+            raise ProbeFailed("assertion", f"header {name} missing")
         if not _regex(pattern).search(value):
-            raise Failed("assertion", f"header {name}: {value!r} does not match /{pattern}/")
+            raise ProbeFailed("assertion", f"header {name}: {value!r} does not match /{pattern}/")
     if expect.body_matches is not None and not _regex(expect.body_matches).search(view.text):
-        raise Failed("assertion", f"body does not match /{expect.body_matches}/")
+        raise ProbeFailed("assertion", f"body does not match /{expect.body_matches}/")
     if expect.body_not_matches is not None and _regex(expect.body_not_matches).search(view.text):
-        raise Failed("assertion", f"body matches /{expect.body_not_matches}/")
+        raise ProbeFailed("assertion", f"body matches /{expect.body_not_matches}/")
     if expect.json_checks:
         document = view.json()
         for check in expect.json_checks:
@@ -147,11 +141,11 @@ def check_response(expect: Expect, view: ResponseView) -> None:
         error = next(iter(validator.iter_errors(view.json())), None)
         if error is not None:
             where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
-            raise Failed("assertion", f"schema: {where}: {error.message}")
+            raise ProbeFailed("assertion", f"schema: {where}: {error.message}")
     if expect.cert_expires_after is not None and resp.cert_der is not None:
         left = not_after(resp.cert_der) - time.time()
         if left < expect.cert_expires_after:
-            raise Failed("tls", f"certificate expires in {left / 86400:.1f} days, "
+            raise ProbeFailed("tls", f"certificate expires in {left / 86400:.1f} days, "
                                 f"less than {expect.cert_expires_after / 86400:g} days")
 
 
