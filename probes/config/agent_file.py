@@ -88,6 +88,10 @@ class SearchExpect(Expect):
     """Look for `top_k_contains` within the first K hits; default: all returned hits."""
     max_took_ms: float | None = Field(default=None, ge=0)
     took_path: str = "$.took_ms"
+    fingerprint_top_k: int = Field(default=10, ge=1)
+    """probe_search_result_fingerprint hashes the ordered ids of this many top hits."""
+    fingerprint_total: bool = False
+    """Also hash the total, so that regions differing only in their hit counts differ too."""
 
     _paths = field_validator("total_path", "hits_path", "took_path")(_check_jsonpath)
 
@@ -137,6 +141,18 @@ class StepRequest(RequestFields):
     pass
 
 
+class StepFingerprint(Strict):
+    """Where a scripted step's search answer is, for probe_search_result_fingerprint{step}."""
+
+    hits_path: str = "$.hits"
+    id_field: str = "id"
+    total_path: str = "$.total"
+    top_k: int = Field(default=10, ge=1)
+    total: bool = False
+
+    _paths = field_validator("hits_path", "total_path")(_check_jsonpath)
+
+
 class Step(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     request: StepRequest
@@ -144,11 +160,19 @@ class Step(Strict):
     expect: Expect = Field(default_factory=Expect)
     optional: bool = False
     always_run: bool = False
+    fingerprint: bool | StepFingerprint = False
+    """`true` (hits at $.hits, ids in `id`) or a mapping: export this step's answer fingerprint."""
 
     @field_validator("extract", mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _extract_shorthand(value)
+
+    @property
+    def fingerprint_options(self) -> StepFingerprint | None:
+        if isinstance(self.fingerprint, StepFingerprint):
+            return self.fingerprint
+        return StepFingerprint() if self.fingerprint else None
 
 
 class ScriptedProbeConfig(ProbeBase):

@@ -7,21 +7,15 @@ import itertools
 from typing import Any
 
 from probes.config.agent_file import SearchProbeConfig
+from probes.fingerprint import METRIC, answer_details, fingerprint_sample
+from probes.fingerprint import total_value as _total
 from probes.jsonpaths import find
 from probes.probers._http.expect import Failed, ResponseView
 from probes.probers.base import RunContext
 from probes.probers.http import HttpProber
-from probes.result import Sample
+from probes.result import ProbeResult, Sample
 
 _bust = itertools.count()
-
-
-def _total(value: Any) -> int | None:
-    if isinstance(value, dict):  # Elasticsearch's {"value": N, "relation": "eq"}
-        value = value.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    return None
 
 
 class SearchProber(HttpProber):
@@ -36,7 +30,19 @@ class SearchProber(HttpProber):
             params["_cb"] = f"{id(self):x}{next(_bust)}"
         return params or None
 
-    def inspect(self, view: ResponseView) -> tuple[list[Sample], Failed | None]:
+    async def run(self, ctx: RunContext) -> ProbeResult:
+        result = await super().run(ctx)
+        cfg = self.config
+        if cfg.queries and result.details:
+            # Rotating queries: only answers to the same query are comparable across regions.
+            query = cfg.queries[ctx.run % len(cfg.queries)]
+            result.details["query"] = query
+            for index, sample in enumerate(result.samples):
+                if sample.name == METRIC:
+                    result.samples[index] = fingerprint_sample(result.details, (("query", query),))
+        return result
+
+    def inspect(self, view: ResponseView, details: dict[str, Any]) -> tuple[list[Sample], Failed | None]:
         expect = self.config.expect
         document = view.json()
         samples: list[Sample] = []
@@ -49,6 +55,9 @@ class SearchProber(HttpProber):
                                                 "found in the response")
         count = total if total is not None else len(hits or [])
         samples.append(Sample("probe_search_hits", float(count), help="Hits (total) of the last search."))
+        details.update(answer_details(hits, total, id_field=expect.id_field, top_k=expect.fingerprint_top_k,
+                                      with_total=expect.fingerprint_total))
+        samples.append(fingerprint_sample(details))
         failure: Failed | None = None
         if expect.min_hits is not None and count < expect.min_hits:
             failure = Failed("assertion", f"{count} hits, expected at least {expect.min_hits}")
