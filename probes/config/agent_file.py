@@ -141,6 +141,11 @@ class StepRequest(RequestFields):
     pass
 
 
+def _also_true(schema: dict[str, Any]) -> None:
+    """`fingerprint: true` is valid: say so in the JSON Schema editors use."""
+    schema["anyOf"] = [{"type": "boolean"}, *schema.get("anyOf", [])]
+
+
 class StepFingerprint(Strict):
     """Where a scripted step's search answer is, for probe_search_result_fingerprint{step}."""
 
@@ -160,7 +165,7 @@ class Step(Strict):
     expect: Expect = Field(default_factory=Expect)
     optional: bool = False
     always_run: bool = False
-    fingerprint: bool | StepFingerprint = False
+    fingerprint: StepFingerprint | None = Field(default=None, json_schema_extra=_also_true)
     """`true` (hits at $.hits, ids in `id`) or a mapping: export this step's answer fingerprint."""
 
     @field_validator("extract", mode="before")
@@ -168,11 +173,13 @@ class Step(Strict):
     def _shorthand(cls, value: Any) -> Any:
         return _extract_shorthand(value)
 
-    @property
-    def fingerprint_options(self) -> StepFingerprint | None:
-        if isinstance(self.fingerprint, StepFingerprint):
-            return self.fingerprint
-        return StepFingerprint() if self.fingerprint else None
+    @field_validator("fingerprint", mode="before")
+    @classmethod
+    def _fingerprint_shorthand(cls, value: Any) -> Any:
+        # A union with bool would word a mistake in the mapping twice, once per member: map bools here.
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class ScriptedProbeConfig(ProbeBase):

@@ -163,7 +163,7 @@ class _PreparedStep:
             if body_render is not None:
                 self.renders["data"] = lambda variables: str(body_render(variables)).encode()
         self.extractors = [_extractor(name, rule) for name, rule in step.extract.items()]
-        self.fingerprint = step.fingerprint_options
+        self.fingerprint = step.fingerprint
         # Which earlier step sets each variable this step might use: for a helpful message.
         self.producers = producers
 
