@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from probes.durations import Duration, format_duration
+from probes.jsonpaths import compile_path
 
 FaultType = Literal["latency", "error", "abort", "timeout", "unready", "rewrite"]
 FAULT_TYPES: tuple[str, ...] = FaultType.__args__  # type: ignore[attr-defined]
@@ -129,8 +130,6 @@ class RewriteOp(BaseModel):
     @field_validator("path")
     @classmethod
     def _check_path(cls, value: str) -> str:
-        from probes.jsonpaths import compile_path
-
         compile_path(value)
         return value
 
