@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "probes.faults.command",
     "probes.load.command",
     "probes.drills.command",
+    "probes.consistency.command",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -78,6 +78,9 @@ class ProbeResult:
     samples: list[Sample] = field(default_factory=list)
     attempts: int = 1
     target: str = ""
+    # Facts about the answer a prober wants kept with the result (e.g. a search answer's fingerprint and
+    # top ids); shown in /api/results and copied into result documents, never turned into metrics.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -103,4 +106,6 @@ class ProbeResult:
             ]
         if self.steps is not None:
             out["steps"] = [s.to_dict() for s in self.steps]
+        if self.details:
+            out["details"] = self.details
         return out

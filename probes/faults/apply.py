@@ -7,8 +7,9 @@ import contextlib
 import json
 import socket
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
+from probes.faults.rewrite import rewrite_json
 from probes.faults.store import ActiveFault, FaultStore
 
 # Status words for requests that never got a response, the way nginx logs them, so that metrics
@@ -73,3 +74,13 @@ async def hold(store: FaultStore, active: ActiveFault, client_gone: Awaitable[ob
             task.cancel()
         await asyncio.gather(released, gone, return_exceptions=True)
     return gone in done
+
+
+def rewritten(body: bytes, content_encoding: str | None, rewrites: Sequence[ActiveFault]) -> bytes | None:
+    """The body as the matched `rewrite` faults leave it, or None to send it unchanged.
+
+    Encoded (compressed) bodies are left alone: a proxy passes the upstream's bytes through as they are.
+    """
+    if not rewrites or (content_encoding and content_encoding.lower() != "identity"):
+        return None
+    return rewrite_json(body, [op for active in rewrites for op in active.fault.rewrite])

@@ -20,6 +20,7 @@ from probes.faults.apply import (
     fault_response,
     hold,
     reset_connection,
+    rewritten,
 )
 from probes.faults.store import ActiveFault, FaultStore
 
@@ -58,9 +59,11 @@ class FaultMiddleware:
         decision = self.store.decide(scope["method"], path, Headers(scope=scope))
         if decision.delay > 0:
             await asyncio.sleep(decision.delay)
+        # Only the app's own answer is rewritten; `send` itself stays for the transport lookup of an abort.
+        app_send = _rewriting(send, decision.rewrites) if decision.rewrites else send
         active = decision.terminal
         if active is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, app_send)
             return
         kind = active.fault.type
         if kind in ("error", "unready"):
@@ -69,7 +72,7 @@ class FaultMiddleware:
             remember_transport(scope, send)
             await _abort(scope, send)
         elif kind == "timeout":
-            await self._hold(scope, receive, send, active)
+            await self._hold(scope, receive, app_send, active)
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send, active: ActiveFault) -> None:
         # Read the request body first so that the next receive() reports only a disconnect;
@@ -96,6 +99,37 @@ class FaultMiddleware:
             return buffered.pop(0) if buffered else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _rewriting(send: Send, rewrites: tuple[ActiveFault, ...]) -> Send:
+    """A `send` that holds the response back until its body is complete, then sends it edited."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def send_rewritten(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        headers = list(start.get("headers", []))
+        encoding = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-encoding"), None)
+        edited = rewritten(body, encoding, rewrites)
+        if edited is not None:
+            body = edited
+            headers = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"etag")]
+            headers += [(b"content-length", str(len(body)).encode()),
+                        (FAULT_HEADER.lower().encode(), ",".join(a.id for a in rewrites).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_rewritten
 
 
 async def _respond(send: Send, active: ActiveFault) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,9 +21,10 @@ from pydantic import (
 )
 
 from probes.durations import Duration, format_duration
+from probes.jsonpaths import compile_path
 
-FaultType = Literal["latency", "error", "abort", "timeout", "unready"]
-FAULT_TYPES: tuple[str, ...] = ("latency", "error", "abort", "timeout", "unready")
+FaultType = Literal["latency", "error", "abort", "timeout", "unready", "rewrite"]
+FAULT_TYPES: tuple[str, ...] = FaultType.__args__  # type: ignore[attr-defined]
 
 DEFAULT_TTL = 120.0
 # Long enough for any drill, short enough that a forgotten fault heals within the hour.
@@ -102,6 +103,51 @@ class FaultMatch(BaseModel):
         return True
 
 
+RewriteOpName = Literal["reverse", "drop_first", "drop", "set", "shuffle"]
+# What each op needs besides `path`; anything else given is a mistake worth a 422.
+_REWRITE_ARGS: dict[str, tuple[str, ...]] = {
+    "reverse": (), "drop_first": ("count",), "drop": ("index",), "set": ("value",), "shuffle": ("seed",),
+}
+
+
+class RewriteOp(BaseModel):
+    """One edit of a JSON response body at a JSONPath (every match is edited).
+
+    reverse / drop_first (`count`, default 1) / drop (`index`, negative counts from the end) / shuffle
+    (`seed`, default 0: the same order every time, so the answer stays wrong the same way) work on lists;
+    set replaces the value with `value`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="JSONPath of the value to edit, e.g. $.hits")
+    op: RewriteOpName
+    count: int | None = Field(None, ge=1, description="elements to drop, for drop_first (default 1)")
+    index: int | None = Field(None, description="element to drop, for drop")
+    value: Any = Field(None, description="the new value, for set")
+    seed: int | None = Field(None, description="random seed, for shuffle (default 0)")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        compile_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_args(self) -> RewriteOp:
+        allowed = _REWRITE_ARGS[self.op]
+        # None counts as not given, so that a dumped fault validates again as it was.
+        extra = sorted(k for k in ("count", "index", "value", "seed") if getattr(self, k) is not None
+                       and k not in allowed)
+        if extra:
+            raise ValueError(f"op {self.op} takes no {', '.join(extra)}")
+        if self.op == "drop" and self.index is None:
+            raise ValueError("op drop needs an index")
+        if self.op == "set" and "value" not in self.model_fields_set:
+            raise ValueError("op set needs a value")
+        return self
+
+
 class Fault(BaseModel):
     """A fault as POSTed to `/-/faults` (JSON) or written in a drill spec (YAML)."""
 
@@ -114,6 +160,8 @@ class Fault(BaseModel):
     status: int = Field(503, ge=100, le=599, description="response status, for type error and unready")
     body: str | None = Field(None, max_length=MAX_BODY, description="response body, for type error and unready")
     ttl: Duration = Field(DEFAULT_TTL, description="the fault removes itself after this long")
+    rewrite: list[RewriteOp] = Field(default_factory=list, max_length=20,
+                                     description="edits of JSON response bodies, for type rewrite")
 
     @field_validator("ttl")
     @classmethod
@@ -131,6 +179,10 @@ class Fault(BaseModel):
                 raise ValueError("latency: a latency fault needs a positive latency, e.g. 300ms")
             if self.latency > self.ttl:
                 raise ValueError("latency: must not be longer than the fault's ttl")
+        if self.type == "rewrite" and not self.rewrite:
+            raise ValueError('rewrite: a rewrite fault needs at least one edit, e.g. [{path: "$.hits", op: reverse}]')
+        if self.type != "rewrite" and self.rewrite:
+            raise ValueError("rewrite: only for type rewrite")
         return self
 
     def applies_to(self, method: str, path: str, headers: Mapping[str, str]) -> bool:

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from yarl import URL
 
-from probes.faults.apply import FAULT_HEADER, fault_response, hold, reset_connection
+from probes.faults.apply import FAULT_HEADER, fault_response, hold, reset_connection, rewritten
 from probes.faults.store import NO_FAULT, ActiveFault, FaultStore
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
@@ -27,7 +27,8 @@ HOP_BY_HOP = frozenset(
      "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
 SMALL_BODY = 64 * 1024  # answers up to this size are read whole; larger ones stream chunk by chunk
-OUTCOMES = ("forwarded", "latency", "error", "abort", "timeout", "unready", "upstream_error")
+REWRITE_MAX_BODY = 4 * 1024 * 1024  # a `rewrite` fault edits answers up to this size; larger ones pass
+OUTCOMES = ("forwarded", "latency", "error", "abort", "timeout", "unready", "rewrite", "upstream_error")
 
 
 class ProxyMetrics:
@@ -123,7 +124,8 @@ class FaultProxy:
             await asyncio.sleep(decision.delay)
         active = decision.terminal
         if active is None:
-            return await self._forward(request, "latency")
+            outcome = "latency" if decision.latency_fault is not None else "rewrite"
+            return await self._forward(request, outcome, decision.rewrites)
         kind = active.fault.type
         self._count(kind)
         if kind in ("error", "unready"):
@@ -143,9 +145,10 @@ class FaultProxy:
         finally:
             if task is not None:
                 self._held.discard(task)
-        return await self._forward(request, None)
+        return await self._forward(request, None, decision.rewrites)
 
-    async def _forward(self, request: web.BaseRequest, outcome: str | None) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, outcome: str | None,
+                       rewrites: tuple[ActiveFault, ...] = ()) -> web.StreamResponse:
         assert self._session is not None
         url = URL(self._base + request.raw_path, encoded=True)
         if request.body_exists and request.headers.get("Expect", "").lower() == "100-continue":
@@ -171,6 +174,8 @@ class FaultProxy:
                     headers.add(name, value)
             _drop_connection_listed(headers, upstream.headers.getall("Connection", ()))
             length = upstream.content_length
+            if rewrites and request.method != "HEAD" and (length is None or length <= REWRITE_MAX_BODY):
+                return await self._rewrite(request, upstream, headers, rewrites)
             if length is not None and length <= SMALL_BODY and request.method != "HEAD":
                 # Most API answers are small: one read and one write (status line, headers and body in
                 # one send) cost noticeably less than the streaming path's several.
@@ -189,6 +194,28 @@ class FaultProxy:
             raise asyncio.CancelledError from None
         finally:
             upstream.release()
+
+    async def _rewrite(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse,
+                       headers: CIMultiDict[str], rewrites: tuple[ActiveFault, ...]) -> web.StreamResponse:
+        try:
+            body = await upstream.content.readexactly(REWRITE_MAX_BODY + 1)
+        except asyncio.IncompleteReadError as end:
+            body = end.partial  # the whole answer: it is within the limit
+        else:  # too large to edit: send it on as it came
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+            await response.prepare(request)
+            await response.write(body)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        edited = rewritten(body, upstream.headers.get("Content-Encoding"), rewrites)
+        if edited is not None:
+            body = edited
+            headers.popall("Content-Length", None)
+            headers.popall("ETag", None)  # a validator of the original bytes
+            headers[FAULT_HEADER] = ",".join(active.id for active in rewrites)
+        return web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
 
     def _count(self, outcome: str | None) -> None:
         if self._metrics is not None and outcome is not None:

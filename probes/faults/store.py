@@ -56,13 +56,17 @@ class Decision:
     delay: float = 0.0
     terminal: ActiveFault | None = None
     latency_fault: ActiveFault | None = None
+    rewrites: tuple[ActiveFault, ...] = ()
+    """`rewrite` faults to apply to the response body, in the order they were added."""
 
     @property
     def outcome(self) -> str:
         """The fault type that shaped the request, for metrics; `none` when it passes untouched."""
         if self.terminal is not None:
             return self.terminal.fault.type
-        return "latency" if self.latency_fault is not None else "none"
+        if self.latency_fault is not None:
+            return "latency"
+        return "rewrite" if self.rewrites else "none"
 
 
 NO_FAULT = Decision()
@@ -136,12 +140,14 @@ class FaultStore:
             self._release(active)
 
     def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
-        """Latency faults add up; the first matching fault of another type ends the search."""
+        """Latency faults add up, rewrite faults all apply to the answer; the first matching fault of
+        another type ends the search."""
         if not self._faults:  # the hot path of a proxy with nothing injected
             return NO_FAULT
         self.sweep()
         delay = 0.0
         latency_fault: ActiveFault | None = None
+        rewrites: list[ActiveFault] = []
         for active in list(self._faults.values()):
             fault = active.fault
             if not fault.applies_to(method, path, headers):
@@ -152,10 +158,13 @@ class FaultStore:
                 delay += fault.latency or 0.0
                 latency_fault = latency_fault or active
                 continue
-            return Decision(delay=delay, terminal=active, latency_fault=latency_fault)
-        if latency_fault is None:
+            if fault.type == "rewrite":
+                rewrites.append(active)
+                continue
+            return Decision(delay=delay, terminal=active, latency_fault=latency_fault, rewrites=tuple(rewrites))
+        if latency_fault is None and not rewrites:
             return NO_FAULT
-        return Decision(delay=delay, latency_fault=latency_fault)
+        return Decision(delay=delay, latency_fault=latency_fault, rewrites=tuple(rewrites))
 
     def remaining(self, active: ActiveFault) -> float:
         return max(0.0, active.deadline - self._clock())

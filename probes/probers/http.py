@@ -70,8 +70,10 @@ class HttpProber(Prober):
         params: dict[str, Any] | None = self._args["params"]
         return params
 
-    def inspect(self, view: ResponseView) -> tuple[list[Sample], ProbeFailed | None]:
-        """Type-specific checks after the common ones; samples are exported even on failure."""
+    def inspect(self, view: ResponseView, details: dict[str, Any]) -> tuple[list[Sample], ProbeFailed | None]:
+        """Type-specific checks after the common ones; samples are exported even on failure.
+
+        `details` is the result's: facts about the answer to keep with it (see ProbeResult.details)."""
         return [], None
 
     async def run(self, ctx: RunContext) -> ProbeResult:
@@ -92,7 +94,7 @@ class HttpProber(Prober):
         )
         try:
             check_response(cfg.expect, view)
-            found, failed = self.inspect(view)
+            found, failed = self.inspect(view, result.details)
             samples.extend(found)
             if failed is not None:
                 raise failed

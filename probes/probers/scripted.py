@@ -28,7 +28,8 @@ from probes.config.models import (
     check_regex,
 )
 from probes.errors import ProbeFailed
-from probes.jsonpaths import compile_path
+from probes.fingerprint import answer_details, fingerprint_sample, total_value
+from probes.jsonpaths import compile_path, find
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpClient, HttpResponse
 from probes.probers._http.expect import ResponseView, check_latency, check_response
@@ -66,6 +67,23 @@ class StepRequest(RequestFields):
     pass
 
 
+def _also_true(schema: dict[str, Any]) -> None:
+    """`fingerprint: true` is valid: say so in the JSON Schema editors use."""
+    schema["anyOf"] = [{"type": "boolean"}, *schema.get("anyOf", [])]
+
+
+class StepFingerprint(Strict):
+    """Where a scripted step's search answer is, for probe_search_result_fingerprint{step}."""
+
+    hits_path: str = "$.hits"
+    id_field: str = "id"
+    total_path: str = "$.total"
+    top_k: int = Field(default=10, ge=1)
+    total: bool = False
+
+    _paths = field_validator("hits_path", "total_path")(check_jsonpath)
+
+
 class Step(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     request: StepRequest
@@ -73,11 +91,21 @@ class Step(Strict):
     expect: Expect = Field(default_factory=Expect)
     optional: bool = False
     always_run: bool = False
+    fingerprint: StepFingerprint | None = Field(default=None, json_schema_extra=_also_true)
+    """`true` (hits at $.hits, ids in `id`) or a mapping: export this step's answer fingerprint."""
 
     @field_validator("extract", mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _extract_shorthand(value)
+
+    @field_validator("fingerprint", mode="before")
+    @classmethod
+    def _fingerprint_shorthand(cls, value: Any) -> Any:
+        # A union with bool would word a mistake in the mapping twice, once per member: map bools here.
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class ScriptedProbeConfig(ProbeBase):
@@ -249,6 +277,7 @@ class _PreparedStep:
             if body_render is not None:
                 self.renders["data"] = lambda variables: str(body_render(variables)).encode()
         self.extractors = [_extractor(name, rule) for name, rule in step.extract.items()]
+        self.fingerprint = step.fingerprint
         # Which earlier step sets each variable this step might use: for a helpful message.
         self.producers = producers
 
@@ -273,6 +302,18 @@ class _PreparedStep:
 class _Outcome:
     result: StepResult
     response: HttpResponse | None = None
+    answer: dict[str, Any] | None = None
+    """The step's search answer (fingerprint, top ids, total) when it opted in with `fingerprint:`."""
+
+
+def _answer(view: ResponseView, options: StepFingerprint) -> dict[str, Any]:
+    document = view.json()
+    found = find(options.hits_path, document)
+    if not found or not isinstance(found[0], list):
+        raise ProbeFailed("assertion", f"fingerprint: no list of hits at {options.hits_path} in the response")
+    totals = find(options.total_path, document)
+    return answer_details(found[0], total_value(totals[0]) if totals else None, id_field=options.id_field,
+                          top_k=options.top_k, with_total=options.total)
 
 
 class ScriptedProber(Prober):
@@ -302,6 +343,7 @@ class ScriptedProber(Prober):
         cert_expiry: float | None = None
         status_code = 0
         failed: StepResult | None = None
+        answers: dict[str, dict[str, Any]] = {}
         for step in self._steps:
             if failed is not None and not step.config.always_run:
                 steps.append(StepResult(step.name, False, 0.0, "skipped",
@@ -309,6 +351,8 @@ class ScriptedProber(Prober):
                 continue
             outcome = await self._run_step(step, ctx.http, variables, deadline, ctx.timeout)
             steps.append(outcome.result)
+            if outcome.answer is not None:
+                answers[step.name] = outcome.answer
             resp = outcome.response
             if resp is not None:
                 for phase, seconds in resp.phases.items():
@@ -328,6 +372,10 @@ class ScriptedProber(Prober):
             probe=cfg.name, type=cfg.type, success=failed is None, duration_seconds=duration,
             status_code=status_code, phases=phases, cert_expiry=cert_expiry, steps=steps, target=self._target,
         )
+        if answers:
+            result.details["steps"] = answers
+            result.samples = [fingerprint_sample(answer, (("step", name),))
+                              for name, answer in answers.items()]
         if failed is not None:
             result.reason = failed.reason
             result.message = f"step {failed.step}: {failed.message}"
@@ -364,14 +412,17 @@ class ScriptedProber(Prober):
                                        optional=cfg.optional))
         result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
         view = ResponseView(resp)
+        answer = None
         try:
             check_response(cfg.expect, view)
             for extractor in step.extractors:
                 variables[extractor.variable] = extractor.extract(view)
+            if step.fingerprint is not None:
+                answer = _answer(view, step.fingerprint)
         except ProbeFailed as failure:
             result.success, result.reason, result.message = False, failure.reason, failure.message
             return _Outcome(result, resp)
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.degraded = verdict.success, verdict.reason, verdict.degraded
         result.message = verdict.message or f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
-        return _Outcome(result, resp)
+        return _Outcome(result, resp, answer)

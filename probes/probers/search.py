@@ -11,11 +11,13 @@ from pydantic import Field, field_validator, model_validator
 
 from probes.config.models import Expect, check_jsonpath
 from probes.errors import ProbeFailed
+from probes.fingerprint import METRIC, answer_details, fingerprint_sample
+from probes.fingerprint import total_value as _total
 from probes.jsonpaths import find
 from probes.probers._http.expect import ResponseView
 from probes.probers.base import RunContext
 from probes.probers.http import HttpProber, HttpRequestConfig
-from probes.result import Sample
+from probes.result import ProbeResult, Sample
 
 
 class SearchExpect(Expect):
@@ -29,6 +31,10 @@ class SearchExpect(Expect):
     """Look for `top_k_contains` within the first K hits; default: all returned hits."""
     max_took_ms: float | None = Field(default=None, ge=0)
     took_path: str = "$.took_ms"
+    fingerprint_top_k: int = Field(default=10, ge=1)
+    """probe_search_result_fingerprint hashes the ordered ids of this many top hits."""
+    fingerprint_total: bool = False
+    """Also hash the total, so that regions differing only in their hit counts differ too."""
 
     _paths = field_validator("total_path", "hits_path", "took_path")(check_jsonpath)
 
@@ -72,14 +78,6 @@ def _read_queries(path: str, config_dir: str) -> list[str]:
 _bust = itertools.count()
 
 
-def _total(value: Any) -> int | None:
-    if isinstance(value, dict):  # Elasticsearch's {"value": N, "relation": "eq"}
-        value = value.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    return None
-
-
 class SearchProber(HttpProber):
     config_model = SearchProbeConfig  # type: ignore[assignment]  # a subtype, as SearchProber is of HttpProber
     config: SearchProbeConfig
@@ -93,7 +91,19 @@ class SearchProber(HttpProber):
             params["_cb"] = f"{id(self):x}{next(_bust)}"
         return params or None
 
-    def inspect(self, view: ResponseView) -> tuple[list[Sample], ProbeFailed | None]:
+    async def run(self, ctx: RunContext) -> ProbeResult:
+        result = await super().run(ctx)
+        cfg = self.config
+        if cfg.queries and result.details:
+            # Rotating queries: only answers to the same query are comparable across regions.
+            query = cfg.queries[ctx.run % len(cfg.queries)]
+            result.details["query"] = query
+            for index, sample in enumerate(result.samples):
+                if sample.name == METRIC:
+                    result.samples[index] = fingerprint_sample(result.details, (("query", query),))
+        return result
+
+    def inspect(self, view: ResponseView, details: dict[str, Any]) -> tuple[list[Sample], ProbeFailed | None]:
         expect = self.config.expect
         document = view.json()
         samples: list[Sample] = []
@@ -106,6 +116,9 @@ class SearchProber(HttpProber):
                                                 "found in the response")
         count = total if total is not None else len(hits or [])
         samples.append(Sample("probe_search_hits", float(count), help="Hits (total) of the last search."))
+        details.update(answer_details(hits, total, id_field=expect.id_field, top_k=expect.fingerprint_top_k,
+                                      with_total=expect.fingerprint_total))
+        samples.append(fingerprint_sample(details))
         failure: ProbeFailed | None = None
         if expect.min_hits is not None and count < expect.min_hits:
             failure = ProbeFailed("assertion", f"{count} hits, expected at least {expect.min_hits}")

@@ -109,6 +109,8 @@ def to_document(result: ProbeResult, identity: AgentIdentity) -> dict[str, Any]:
     plain = {s.name: s.value for s in result.samples if not s.labels}
     if plain:
         doc["probe"]["samples"] = plain
+    if result.details:
+        doc["probe"]["details"] = result.details
     return doc
 
 
@@ -137,7 +139,11 @@ def index_template(prefix: str) -> dict[str, Any]:
                     "message": {"type": "text"},
                     "url": {"properties": {"full": keyword}},
                     "probe": {"properties": {"degraded": {"type": "boolean"}, "attempts": {"type": "integer"},
-                                             "samples": {"type": "object"}}},
+                                             "samples": {"type": "object"},
+                                             "details": {"properties": {
+                                                 "fingerprint": {"type": "long"}, "top_ids": keyword,
+                                                 "total": {"type": "long"}, "query": keyword,
+                                                 "steps": {"type": "object"}}}}},
                 },
             },
         },

@@ -33,7 +33,8 @@ def create_app(agent: AgentView) -> Starlette:
                             status_code=200 if ok else 500)
 
     async def results(request: Request) -> Response:
-        return JSONResponse([r.to_dict() for r in agent.latest.values()])
+        where = {"region": agent.identity.region, "agent": agent.identity.agent}  # for `probe-agent diff`
+        return JSONResponse([{**r.to_dict(), **where} for r in agent.latest.values()])
 
     async def index(request: Request) -> Response:
         return HTMLResponse(render_status_page(agent))

@@ -64,7 +64,8 @@ def test_add_list_delete_and_clear(target: Target) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"type": "explode"}', "type: Input should be 'latency', 'error', 'abort', 'timeout' or 'unready'"),
+        (b'{"type": "explode"}',
+         "type: Input should be 'latency', 'error', 'abort', 'timeout', 'unready' or 'rewrite'"),
         (b'{"type": "error", "ttl": "3h"}', "ttl: must be at most 1h"),
         (b'{"type": "error", "match": {"path": "("}}', "match.path: invalid regular expression"),
         (b'{"type": "error", "probabilty": 0.5}', "probabilty: Extra inputs are not permitted"),

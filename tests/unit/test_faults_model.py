@@ -30,7 +30,7 @@ def test_durations_are_written_as_users_write_them() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"type": "slow"}, "type: Input should be 'latency', 'error', 'abort', 'timeout' or 'unready'"),
+        ({"type": "slow"}, "type: Input should be 'latency', 'error', 'abort', 'timeout', 'unready' or 'rewrite'"),
         ({"type": "latency"}, "latency: a latency fault needs a positive latency, e.g. 300ms"),
         ({"type": "latency", "latency": "2m", "ttl": "1m"}, "latency: must not be longer than the fault's ttl"),
         ({"type": "error", "ttl": "2h"}, "ttl: must be at most 1h"),
