@@ -17,7 +17,6 @@ import ctypes
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from types import FrameType
 from typing import Literal
 
 from probes.load.plugin_config import USER_RATE_ARG, PluginConfig
+from probes.ports import free_port
 
 Role = Literal["standalone", "local", "master", "worker"]
 
@@ -84,12 +84,6 @@ class Outcome:
     worker_returncodes: list[int | None]
     timed_out: bool = False
     interrupted: bool = False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _base(run: LocustRun) -> list[str]:

@@ -28,7 +28,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from probes.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
@@ -71,12 +72,6 @@ http {{
   }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -11,10 +11,8 @@ import contextlib
 import functools
 import math
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,8 @@ from pathlib import Path
 
 # Run as a script from tests/benchmarks/: the repo root holds the shared test helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from probes.ports import free_port
+from tests.support.metrics import all_samples
 from tests.support.processes import stop as stop_process_group
 
 LOOPBACK = "127.0.0.1"
@@ -34,14 +34,6 @@ BLACKBOX_BIN = os.environ.get("BLACKBOX_BIN", "/usr/bin/prometheus-blackbox-expo
 PROMTOOL_BIN = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HEALTH_BODY = '{"status": "healthy", "components": [{"name": "search", "status": "healthy"}]}'
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------------------------- /proc
@@ -320,24 +312,11 @@ def start_agent(
 # ------------------------------------------------------------------------------------ Prometheus text
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 @functools.lru_cache(maxsize=8)
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """(name, labels, value) of every sample in a Prometheus text exposition (label values unescaped
-    only as far as these benchmarks need; fast enough for a 3 MB scrape)."""
-    out: list[tuple[str, dict[str, str], float]] = []
-    for line in text.splitlines():
-        if not line or line[0] == "#":
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        name, labels, value = match.groups()
-        out.append((name, dict(_LABEL.findall(labels)) if labels else {}, float(value)))
-    return out
+    """(name, labels, value) of every sample in a Prometheus text exposition (cached: a large scrape is
+    read by several figures)."""
+    return all_samples(text)
 
 
 def total(text: str, name: str, **match: str) -> float:

@@ -94,8 +94,9 @@ def test_metrics_pass_promtool_check(agent: tuple[Started, Path], tmp_path: Path
 
 def test_health_ready_status_page_and_results(agent: tuple[Started, Path]) -> None:
     url = _url(agent)
-    assert "healthy" in scrape(url + "/-/healthy")
-    assert "ready" in scrape(url + "/-/ready")
+    assert scrape(url + "/-/healthy") == "probe-agent is healthy.\n"
+    # Exact: "ready" is also a substring of "not ready", which /-/ready answers with a 503.
+    assert scrape(url + "/-/ready") == "probe-agent is ready.\n"
     page = scrape(url + "/")
     for probe in ("ok", "down", "hang"):
         assert f"<td>{probe}</td>" in page

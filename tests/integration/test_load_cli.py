@@ -124,7 +124,7 @@ def test_bad_invocation_exits_2(target: Target, marker: dict[str, str], args: tu
 
 
 def test_refused_port_breaches_error_rate(marker: dict[str, str], tmp_path: Path) -> None:
-    from probes.load.launcher import free_port
+    from probes.ports import free_port
 
     report = tmp_path / "load.json"
     done = load(marker, "--scenario", "search", "--host", f"http://127.0.0.1:{free_port()}", "--users", "2",
@@ -137,7 +137,7 @@ def test_refused_port_breaches_error_rate(marker: dict[str, str], tmp_path: Path
 
 
 def test_abort_on_fail_stops_early(marker: dict[str, str], tmp_path: Path) -> None:
-    from probes.load.launcher import free_port
+    from probes.ports import free_port
 
     started_at = time.monotonic()
     done = load(marker, "--scenario", "health", "--host", f"http://127.0.0.1:{free_port()}", "--users", "2",
@@ -216,7 +216,7 @@ def test_master_and_remote_worker(target: Target, marker: dict[str, str], tmp_pa
 
     The worker is told nothing about the rate: it learns it from the master, so --rate holds overall.
     """
-    from probes.load.launcher import free_port
+    from probes.ports import free_port
 
     port, report = free_port(), tmp_path / "load.json"
     master = subprocess.Popen(

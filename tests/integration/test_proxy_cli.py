@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.faults import metric_value
+from tests.support.metrics import exact
 from tests.support.processes import cli, run_cli, started
 
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
@@ -35,9 +35,9 @@ def test_proxy_in_front_of_the_demo_target() -> None:
             assert httpx.get(f"{upstream}/api/search?q=laptop").status_code == 200  # the target itself is fine
 
             metrics = httpx.get(f"{control_url}/metrics").text
-            assert metric_value(metrics, "probe_proxy_active_faults") == 1
-            assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "error"}) == 1
-            assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "forwarded"}) == 1
+            assert exact(metrics, "probe_proxy_active_faults") == 1
+            assert exact(metrics, "probe_proxy_requests_total", {"outcome": "error"}) == 1
+            assert exact(metrics, "probe_proxy_requests_total", {"outcome": "forwarded"}) == 1
 
             if os.access(PROMTOOL, os.X_OK):
                 lint = subprocess.run([PROMTOOL, "check", "metrics"], input=metrics, capture_output=True, text=True)

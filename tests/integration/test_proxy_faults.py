@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.faults import Proxy, Upstream, metric_value, raw_get, running_proxy, running_upstream, timed_get
+from tests.support.faults import Proxy, Upstream, raw_get, running_proxy, running_upstream, timed_get
+from tests.support.metrics import exact
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +51,11 @@ def test_without_a_token_the_control_api_has_no_fault_routes(upstream: Upstream)
 
 def test_faults_are_listed_counted_and_deleted(proxy: Proxy) -> None:
     fault_id = proxy.faults.add(type="error", status=500, match={"path": "^/api/"})
-    assert metric_value(control_metrics(proxy), "probe_proxy_active_faults") == 1
+    assert exact(control_metrics(proxy), "probe_proxy_active_faults") == 1
     assert proxy.http.get("/api/search").status_code == 500
     assert proxy.faults.delete(fault_id) == 200
     assert proxy.http.get("/api/search").status_code == 200
-    assert metric_value(control_metrics(proxy), "probe_proxy_active_faults") == 0
+    assert exact(control_metrics(proxy), "probe_proxy_active_faults") == 0
 
 
 def test_latency_fault_delays_then_forwards(proxy: Proxy) -> None:
@@ -73,7 +74,7 @@ def test_error_fault_answers_in_place_of_the_upstream(proxy: Proxy, upstream: Up
     assert (response.status_code, response.text) == (429, "slow down")
     assert response.headers["content-type"].startswith("text/plain")
     assert len(upstream.requests) == seen  # the upstream never saw it
-    counted = metric_value(control_metrics(proxy), "probe_proxy_requests_total", {"outcome": "error"})
+    counted = exact(control_metrics(proxy), "probe_proxy_requests_total", {"outcome": "error"})
     assert counted is not None and counted >= 1
 
 
@@ -129,7 +130,7 @@ def test_a_fault_expires_by_its_ttl_without_traffic(proxy: Proxy) -> None:
     assert proxy.http.get("/api/search").status_code == 503
     time.sleep(1.05)
     # The gauge is read before any request could have swept the fault away.
-    assert metric_value(control_metrics(proxy), "probe_proxy_active_faults") == 0
+    assert exact(control_metrics(proxy), "probe_proxy_active_faults") == 0
     assert proxy.faults.list() == []
     assert proxy.http.get("/api/search").status_code == 200
 
@@ -138,7 +139,7 @@ def test_outcomes_are_counted(proxy: Proxy) -> None:
     def counts() -> dict[str, float]:
         text = control_metrics(proxy)
         outcomes = ("forwarded", "latency", "unready")
-        return {o: metric_value(text, "probe_proxy_requests_total", {"outcome": o}) or 0.0 for o in outcomes}
+        return {o: exact(text, "probe_proxy_requests_total", {"outcome": o}) or 0.0 for o in outcomes}
 
     before = counts()
     proxy.http.get("/api/search")

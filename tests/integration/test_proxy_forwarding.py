@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.faults import Proxy, Upstream, big_body, metric_value, running_proxy, running_upstream
+from tests.support.faults import Proxy, Upstream, big_body, running_proxy, running_upstream
+from tests.support.metrics import exact
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_unreachable_upstream_is_a_502_and_is_counted() -> None:
         assert response.status_code == 502
         assert response.json()["error"] == "upstream unreachable"
         metrics = httpx.get(f"{proxy.control_url}/metrics").text
-        assert metric_value(metrics, "probe_proxy_requests_total", {"outcome": "upstream_error"}) == 1
+        assert exact(metrics, "probe_proxy_requests_total", {"outcome": "upstream_error"}) == 1
 
 
 def test_concurrent_requests_are_all_forwarded(proxy: Proxy) -> None:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.faults import Target, metric_value, running_target
+from tests.support.faults import Target, running_target
+from tests.support.metrics import exact
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +84,13 @@ def test_login_then_search_with_the_issued_token(target: Target) -> None:
 def test_metrics_count_requests_by_route_template_and_status(target: Target) -> None:
     before = target.http.get("/metrics").text
     labels = {"method": "GET", "endpoint": "/api/items/{id}", "status": "404"}
-    start = metric_value(before, "http_requests_total", labels) or 0.0
+    start = exact(before, "http_requests_total", labels) or 0.0
     for missing in ("sku-99998", "sku-99999"):
         target.http.get(f"/api/items/{missing}")
     after = target.http.get("/metrics").text
-    assert metric_value(after, "http_requests_total", labels) == start + 2
+    assert exact(after, "http_requests_total", labels) == start + 2
     histogram = {"method": "GET", "endpoint": "/api/items/{id}"}
-    assert (metric_value(after, "http_request_duration_seconds_count", histogram) or 0) >= 2
+    assert (exact(after, "http_request_duration_seconds_count", histogram) or 0) >= 2
     assert "sku-99999" not in after  # raw paths never become label values
 
 
@@ -97,5 +98,5 @@ def test_each_app_has_its_own_metrics() -> None:
     with running_target() as first, running_target() as second:
         first.http.get("/health")
         labels = {"method": "GET", "endpoint": "/health", "status": "200"}
-        assert metric_value(first.http.get("/metrics").text, "http_requests_total", labels) == 1
-        assert metric_value(second.http.get("/metrics").text, "http_requests_total", labels) is None
+        assert exact(first.http.get("/metrics").text, "http_requests_total", labels) == 1
+        assert exact(second.http.get("/metrics").text, "http_requests_total", labels) is None

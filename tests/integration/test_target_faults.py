@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.faults import TOKEN, Target, metric_value, raw_get, running_target, timed_get
+from tests.support.faults import TOKEN, Target, raw_get, running_target, timed_get
+from tests.support.metrics import exact
 from tests.support.processes import wait_until
 
 
@@ -97,7 +98,7 @@ def test_error_fault_answers_with_its_status_and_body_and_is_counted(target: Tar
     assert response.json() == {"error": "search backend down"}
     assert target.http.get("/api/items/sku-00042").status_code == 200
     labels = {"method": "GET", "endpoint": "/api/search", "status": "503"}
-    assert (metric_value(target.http.get("/metrics").text, "http_requests_total", labels) or 0) >= 1
+    assert (exact(target.http.get("/metrics").text, "http_requests_total", labels) or 0) >= 1
 
 
 def test_latency_fault_slows_matching_requests_only(target: Target) -> None:
@@ -116,7 +117,7 @@ def test_abort_fault_resets_the_connection(target: Target) -> None:
     with pytest.raises(httpx.TransportError):
         target.http.get("/api/items/sku-00042")
     labels = {"method": "GET", "endpoint": "/api/items/{id}", "status": "444"}
-    assert (metric_value(target.http.get("/metrics").text, "http_requests_total", labels) or 0) >= 2
+    assert (exact(target.http.get("/metrics").text, "http_requests_total", labels) or 0) >= 2
 
 
 def test_timeout_fault_holds_the_request_until_the_client_gives_up(target: Target) -> None:
@@ -127,7 +128,7 @@ def test_timeout_fault_holds_the_request_until_the_client_gives_up(target: Targe
     assert 0.5 <= time.perf_counter() - start < 1.5
     assert target.http.get("/health").status_code == 200
     labels = {"method": "GET", "endpoint": "/api/search", "status": "499"}
-    wait_until(lambda: metric_value(target.http.get("/metrics").text, "http_requests_total", labels),
+    wait_until(lambda: exact(target.http.get("/metrics").text, "http_requests_total", labels),
                timeout=5, what="the abandoned request counted as 499")
 
 

@@ -257,14 +257,3 @@ def timed_get(client: httpx.Client, url: str, **kwargs: Any) -> tuple[httpx.Resp
     start = time.perf_counter()
     response = client.get(url, **kwargs)
     return response, time.perf_counter() - start
-
-
-def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """The value of one sample in a Prometheus text exposition, matched by name and exact label set."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and (labels is None or sample.labels == labels):
-                return float(sample.value)
-    return None

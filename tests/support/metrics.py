@@ -12,6 +12,12 @@ def scrape(url: str) -> str:
         return resp.read().decode()
 
 
+def all_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample."""
+    return [(s.name, dict(s.labels), float(s.value))
+            for family in text_string_to_metric_families(text) for s in family.samples]
+
+
 def samples(text: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
     out = []
     for family in text_string_to_metric_families(text):
@@ -24,3 +30,11 @@ def samples(text: str, name: str, **labels: str) -> list[tuple[dict[str, str], f
 def value(text: str, name: str, **labels: str) -> float | None:
     found = samples(text, name, **labels)
     return found[0][1] if found else None
+
+
+def exact(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of the sample with this name and exactly this label set (any labels if None)."""
+    for sample_name, sample_labels, sample_value in all_samples(text):
+        if sample_name == name and (labels is None or sample_labels == labels):
+            return sample_value
+    return None

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from probes.agent.self_metrics import AgentMetrics
 from probes.identity import AgentIdentity
 from probes.result import ProbeResult, Sample, StepResult
 from probes.sinks.prometheus import PrometheusSink
+from tests.support.metrics import all_samples
 
 
 def _families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((s.labels, s.value))
+    for name, labels, value in all_samples(text):
+        out.setdefault(name, []).append((labels, value))
     return out
 
 
