@@ -31,6 +31,9 @@ def add_parser(subparsers: Any) -> None:
     schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
     schema.set_defaults(handler=_schema)
 
+    types = subparsers.add_parser("types", help="list the probe types (a Markdown table)")
+    types.set_defaults(handler=_types)
+
 
 def _run(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
@@ -80,4 +83,11 @@ def _schema(args: argparse.Namespace) -> int:
 
     json.dump(json_schema(), sys.stdout, indent=2)
     print()
+    return 0
+
+
+def _types(args: argparse.Namespace) -> int:
+    from probes.probers import types_table
+
+    print(types_table(), end="")
     return 0

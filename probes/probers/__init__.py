@@ -18,8 +18,14 @@ PROBERS: tuple[type[Prober], ...] = (
 PROBERS_BY_TYPE: dict[str, type[Prober]] = {prober.type_name(): prober for prober in PROBERS}
 
 
+def types_table() -> str:
+    """The registered probe types as a Markdown table (`probe-agent types`; the README embeds it)."""
+    rows = [f"| `{name}` | {prober.summary} |" for name, prober in PROBERS_BY_TYPE.items()]
+    return "\n".join(["| type | what it checks |", "|---|---|", *rows]) + "\n"
+
+
 def build_prober(config: ProbeBase) -> Prober:
     return PROBERS_BY_TYPE[config.type](config)
 
 
-__all__ = ["PROBERS", "PROBERS_BY_TYPE", "Prober", "RunContext", "build_prober"]
+__all__ = ["PROBERS", "PROBERS_BY_TYPE", "Prober", "RunContext", "build_prober", "types_table"]

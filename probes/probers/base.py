@@ -28,6 +28,8 @@ class Prober(ABC):
     Prober subclass naming it in `config_model`, registered with one line in `probes.probers`."""
 
     config_model: ClassVar[type[ProbeBase]]
+    summary: ClassVar[str] = ""
+    """One line for people: what a probe of this type checks (`probe-agent types`, the README)."""
     speaks_http: ClassVar[bool] = True
     """Its results carry a status code and phases (probe_http_* series)."""
     has_steps: ClassVar[bool] = False

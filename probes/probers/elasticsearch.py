@@ -141,6 +141,10 @@ class _Run:
 
 
 class ElasticsearchProber(Prober):
+    summary = (
+        "the cluster behind the API through the official client: `cluster_health`, a `search`, or index "
+        "`freshness`"
+    )
     config_model = ElasticsearchProbeConfig
     speaks_http = False
     config: ElasticsearchProbeConfig

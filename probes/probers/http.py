@@ -59,6 +59,10 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
 
 
 class HttpProber(Prober):
+    summary = (
+        "one HTTP request checked against `expect:` (status, latency, body, headers, JSON, schema, "
+        "certificate), like blackbox_exporter's http prober"
+    )
     config_model = HttpProbeConfig
     config: HttpRequestConfig
 

@@ -317,6 +317,9 @@ def _answer(view: ResponseView, options: StepFingerprint) -> dict[str, Any]:
 
 
 class ScriptedProber(Prober):
+    summary = (
+        "ordered HTTP steps; values extracted from one response (`extract:`) fill `${name}` in later requests"
+    )
     config_model = ScriptedProbeConfig
     has_steps = True
     config: ScriptedProbeConfig

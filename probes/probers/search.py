@@ -79,6 +79,10 @@ _bust = itertools.count()
 
 
 class SearchProber(HttpProber):
+    summary = (
+        "an http probe that also reads hits and total: `min_hits`, golden-query ids `top_k_contains`, server "
+        "`took`, rotating `queries:`, an answer fingerprint"
+    )
     config_model = SearchProbeConfig  # type: ignore[assignment]  # a subtype, as SearchProber is of HttpProber
     config: SearchProbeConfig
 
