@@ -77,8 +77,9 @@ def test_promtool_test_rules() -> None:
     assert "FAILED" not in result.stdout + result.stderr
 
 
-def test_promtool_check_config() -> None:
-    result = _run(_tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+@pytest.mark.parametrize("name", ["prometheus.yml", "compose.yml"])
+def test_promtool_check_config(name: str) -> None:
+    result = _run(_tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / name))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
