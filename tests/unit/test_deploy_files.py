@@ -66,6 +66,7 @@ def test_compose_file_references_existing_files() -> None:
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             assert (DEPLOY / source).exists(), f"{name}: {source}"
+        assert set(service.get("depends_on", [])) <= set(compose["services"]), name
 
 
 def test_compose_agents_share_one_config_served_over_http_in_two_regions() -> None:
