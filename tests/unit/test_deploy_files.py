@@ -252,3 +252,14 @@ def _load_fields(args: list[str]) -> dict[str, Any]:
     command.add_parser(parser.add_subparsers())
     namespace = parser.parse_args(args)
     return {name: getattr(namespace, name) for name in command.LoadOptions.model_fields}
+
+
+def test_alertmanager_names_only_alerts_the_rules_define() -> None:
+    config = yaml.safe_load((DEPLOY / "alertmanager/alertmanager.yml").read_text())
+    alerts = {rule["alert"] for path in RULES_DIR.glob("*.yml") for group in yaml.safe_load(path.read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule}
+    matchers = [m for rule in config["inhibit_rules"] for m in rule["source_matchers"] + rule["target_matchers"]]
+    named = {name for m in matchers for value in re.findall(r'^alertname=~?"([^"]*)"$', m)
+             for name in value.split("|")}
+    assert {"ProbeFailing", "ProbeFailingMultiRegion"} <= named
+    assert named <= alerts, named - alerts
