@@ -17,7 +17,7 @@ from probes.agent.scheduler import Scheduler
 from probes.agent.self_metrics import AgentMetrics
 from probes.errors import ConfigError
 from probes.identity import AgentIdentity
-from probes.probers import Prober, build_prober
+from probes.probers import PROBERS, Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
@@ -88,6 +88,8 @@ class Agent:
         self.ready = True
 
     async def _apply(self, config: AgentConfig, first: bool = False, sinks: bool = True) -> None:
+        for prober_type in PROBERS:
+            prober_type.configure(config.agent)
         old = {name: p.config for name, p in self._probers.items()}
         probers: dict[str, Prober] = {}
         reschedule: set[str] = set()

@@ -126,6 +126,8 @@ class AgentSection(Strict):
     id: str = Field(default_factory=socket.gethostname)
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
+    max_load_probes: int = Field(default=1, ge=1, le=16)
+    """`type: load` bursts running at once (each is a Locust process)."""
 
 
 class Defaults(Strict):

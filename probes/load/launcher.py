@@ -129,7 +129,7 @@ def worker_argv(run: LocustRun, master_host: str, master_port: int) -> list[str]
     ]  # fmt: skip
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux); best effort elsewhere."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -137,7 +137,7 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _child_env(run: LocustRun) -> dict[str, str]:
+def child_env(run: LocustRun) -> dict[str, str]:
     env = dict(os.environ)
     # The child must import `probes` even from a source checkout that isn't installed.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -149,7 +149,7 @@ def _child_env(run: LocustRun) -> dict[str, str]:
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = die_with_parent if sys.platform.startswith("linux") else None
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
 
 
@@ -189,7 +189,7 @@ def _catch_signals(flag: _Interrupted) -> Iterator[None]:
 
 
 def launch(run: LocustRun, poll_interval: float = 0.1) -> Outcome:
-    env = _child_env(run)
+    env = child_env(run)
     flag = _Interrupted()
     with _catch_signals(flag):
         if run.role == "worker":

@@ -5,7 +5,7 @@ are all derived from this tuple."""
 from __future__ import annotations
 
 from probes.config.models import ProbeBase
-from probes.probers import elasticsearch, http, scripted, search
+from probes.probers import elasticsearch, http, load, scripted, search
 from probes.probers.base import Prober, RunContext
 
 PROBERS: tuple[type[Prober], ...] = (
@@ -13,6 +13,7 @@ PROBERS: tuple[type[Prober], ...] = (
     search.SearchProber,
     scripted.ScriptedProber,
     elasticsearch.ElasticsearchProber,
+    load.LoadProber,
 )
 
 PROBERS_BY_TYPE: dict[str, type[Prober]] = {prober.type_name(): prober for prober in PROBERS}

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
-from probes.config.models import ProbeBase
+from probes.config.models import AgentSection, ProbeBase
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
@@ -37,6 +37,11 @@ class Prober(ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @classmethod
+    def configure(cls, agent: AgentSection) -> None:
+        """Settings of the `agent:` section this type uses (e.g. how many may run at once); called at
+        every load and reload, before the type's probes run."""
 
     @classmethod
     def type_name(cls) -> str:

@@ -16,12 +16,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "probes.identity", "probes.asgi_server", "probes.stop_signals", "probes.junit",
               "probes.redaction", "probes.fingerprint")),
     ("config", ("probes.config",)),
-    ("clients", ("probes.clients",)),
+    # The load engine (Locust launcher, thresholds, reports) serves both the `load` probe type and the
+    # `probe-agent load` command: a client of Locust, below the probers; its command is a feature.
+    ("clients", ("probes.clients", "probes.load")),
     ("probers", ("probes.probers",)),
     ("sinks", ("probes.sinks",)),
     ("web", ("probes.web",)),
     ("agent", ("probes.agent",)),
-    ("features", ("probes.faults", "probes.load", "probes.drills", "probes.demo", "probes.slo",
+    ("features", ("probes.faults", "probes.load.command", "probes.drills", "probes.demo", "probes.slo",
                   "probes.consistency", "probes.blackbox", "probes.fleet", "probes.workers")),
     ("cli", ("probes.cli", "probes.__main__")),
 ]
