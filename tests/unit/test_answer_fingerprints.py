@@ -19,8 +19,9 @@ from probes.probers.search import SearchProbeConfig, SearchProber
 from probes.result import ProbeResult
 from probes.sinks.elasticsearch import to_document
 from probes.sinks.prometheus import PrometheusSink
+from tests.support.fake_http import FakeHttp, response
 from tests.support.metrics import samples
-from tests.unit.test_scripted_prober import FakeHttp, prober, response
+from tests.unit.test_scripted_prober import prober
 from tests.unit.test_scripted_prober import run as run_scripted
 
 IDS = [f"sku-{i:05d}" for i in range(12)]
