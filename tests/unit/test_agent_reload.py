@@ -41,7 +41,8 @@ def test_reload_swaps_probes_and_a_bad_file_keeps_the_running_config(tmp_path: P
 
             path.write_text(CHANGED.replace("interval: 30s, timeout: 1s}", "interval: 1s, timeout: 5s}", 1))
             ok, message = await agent.reload()
-            assert not ok and "agent.yaml:4: probes[0].timeout: timeout (5s) is longer than the interval (1s)" in message
+            assert not ok
+            assert "agent.yaml:4: probes[0].timeout: timeout (5s) is longer than the interval (1s)" in message
             assert set(agent.probers()) == {"keep", "new"} and agent.probers()["keep"] is kept
             assert agent.metrics.reload_success._value.get() == 0  # type: ignore[attr-defined]
             assert agent.last_reload_error == message
