@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from probes.config import yamlfile
 from probes.config.elasticsearch import ElasticsearchProbeConfig, ElasticsearchSinkConfig
 from probes.config.models import NAME_PATTERN, Expect, ProbeBase, Strict, TlsConfig, _check_jsonpath, _check_regex
+from probes.config.slo import SloConfig, check_slos
 from probes.durations import Duration
 from probes.errors import ConfigError
 from probes.probers import PROBERS
@@ -180,6 +181,7 @@ class AgentConfig(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     probes: list[ProbeConfig] = Field(default_factory=list)
     sinks: Sinks = Field(default_factory=Sinks)
+    slos: list[SloConfig] = Field(default_factory=list)
 
 
 PROBE_TYPES = tuple(PROBERS)
@@ -257,6 +259,7 @@ def _apply_defaults_and_check(config: AgentConfig, doc: yamlfile.Document) -> li
         for target in _requests_of(probe):
             if target.max_body_bytes is None:
                 target.max_body_bytes = config.defaults.max_body_bytes
+    errors += check_slos(config.slos, [p.name for p in config.probes], doc.error)
     return errors
 
 
