@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "probes.faults.command",
     "probes.load.command",
     "probes.drills.command",
+    "probes.slo.command",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -45,7 +45,7 @@ def _number(value: float) -> str:
     return f"{value:.12g}"
 
 
-def annotations(slo: SloConfig, alert: BurnAlert) -> dict[str, str]:
+def alert_annotations(slo: SloConfig, alert: BurnAlert) -> dict[str, str]:
     """Fixed text (no $value) so the generated promtool tests can expect it exactly."""
     budget_hours = slo.window / alert.factor / 3600
     spent_in = f"{budget_hours / 24:.3g} days" if budget_hours >= 48 else f"{budget_hours:.3g} hours"
@@ -84,7 +84,7 @@ def group(slo: SloConfig, scale: TimeScale) -> dict[str, Any]:
             "expr": alert_expr(slo, alert),
             "labels": {"slo": slo.name, "severity": alert.severity, "long_window": alert.long_label,
                        "short_window": alert.short_label},
-            "annotations": annotations(slo, alert),
+            "annotations": alert_annotations(slo, alert),
         })
     return {"name": f"slo:{slo.name}", "rules": rules}
 

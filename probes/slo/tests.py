@@ -28,7 +28,7 @@ import yaml
 from probes.config.slo import SloConfig
 from probes.errors import UsageError
 from probes.sinks.prometheus import bucket_label
-from probes.slo.rules import ALERT, annotations
+from probes.slo.rules import ALERT, alert_annotations
 from probes.slo.windows import BURN_ALERTS, MINUTE, BurnAlert, TimeScale
 
 RUNS_PER_STEP = 1000.0  # runs per agent and minute: enough that a 0.01% budget is a fraction of a run
@@ -182,7 +182,7 @@ def slow(slo: SloConfig, key: Key) -> Burn | None:
 
 
 def burn_scenario(kind: str, burns: list[Burn], thresholds: dict[Key, set[float]]) -> Scenario:
-    length = HEALTHY_HISTORY + max(math.ceil(b.expected * 1.3) + 70 for b in burns)
+    length = HEALTHY_HISTORY + max(math.ceil(b.expected * 1.2) + 30 for b in burns)
     length += -length % EVAL_EVERY
     burning = {b.key: [(HEALTHY_HISTORY, 0.0), (length - HEALTHY_HISTORY, b.ratio())] for b in burns}
     calm = {b.key: [(length, 0.0)] for b in burns}
@@ -310,7 +310,7 @@ def _group(scenario: Scenario, model: Model, by_name: dict[str, SloConfig]) -> d
 
 
 def _expected(slo: SloConfig, region: str, alert: BurnAlert) -> dict[str, Any]:
-    notes = {k: v.replace("{{ $labels.region }}", region) for k, v in annotations(slo, alert).items()}
+    notes = {k: v.replace("{{ $labels.region }}", region) for k, v in alert_annotations(slo, alert).items()}
     return {"exp_labels": {"slo": slo.name, "region": region, "severity": alert.severity,
                            "long_window": alert.long_label, "short_window": alert.short_label},
             "exp_annotations": notes}
