@@ -43,6 +43,12 @@ class SloConfig(Strict):
     def _regex(cls, value: str | None) -> str | None:
         return None if value is None else _check_regex(value)
 
+    @field_validator("threshold")
+    @classmethod
+    def _exact_bound(cls, value: float | None) -> float | None:
+        # 700ms parses as 0.7000000000000001; the bucket's `le` label must read 0.7.
+        return None if value is None else round(value, 9)
+
     @field_validator("window")
     @classmethod
     def _whole_hours(cls, value: float) -> float:

@@ -81,3 +81,10 @@ BAD = [
 def test_bad_slo_is_a_file_line_error(case: str, slos: str, expected: str) -> None:
     errors = _errors(slos)
     assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_a_millisecond_threshold_is_an_exact_bucket_bound() -> None:
+    from probes.sinks.prometheus import bucket_label
+
+    config = parse_config(HEAD + LATENCY.replace("500ms", "700ms"), "agent.yaml")
+    assert bucket_label(config.slos[0].threshold or 0) == "0.7"
