@@ -99,7 +99,8 @@ def test_the_agent_adds_the_latency_threshold_as_a_bucket(env: Env) -> None:
 def test_no_fault_nothing_fires_and_the_whole_budget_is_left(env: Env) -> None:
     # The rules have data over the short and the long page windows, so a wrong alert would fire now.
     wait_until(lambda: _query(env, 'slo:probe_error_ratio:rate5m{slo="search-availability"}')
-               and _query(env, 'slo:probe_error_ratio:rate1h{slo="search-latency"}'), timeout=30,
+               and _query(env, 'slo:probe_error_ratio:rate1h{slo="search-latency"}')
+               and _query(env, 'slo:error_budget_remaining:ratio{slo="search-availability"}'), timeout=30,
                what="recorded error ratios")
     time.sleep(5)
     assert _burn_alerts(env) == []

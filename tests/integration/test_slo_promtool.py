@@ -78,7 +78,7 @@ def test_readme_example_rules_pass_promtool_check_and_their_tests(tmp_path: Path
 def test_twenty_slos_pass_promtool_check_and_their_tests(tmp_path: Path) -> None:
     rules, tests = _generate(tmp_path, twenty_slos())
     _check_and_test(rules, tests)
-    assert rules.read_text().count("- name: slo:") == 20
+    assert rules.read_text().count("- name: slo:") == 2 * 20
     # Objectives of 90% or less cannot page even on a total outage: said in the file, not silently skipped.
     assert "# avail-7: no fast burn test" in tests.read_text()
 

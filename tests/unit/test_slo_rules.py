@@ -32,23 +32,28 @@ def test_time_scale_below_one_is_a_usage_error() -> None:
         TimeScale(0.5)
 
 
+def _rules(slo: SloConfig, scale: TimeScale | None = None) -> list[dict[str, object]]:
+    return [rule for group in rules.groups(slo, scale or TimeScale()) for rule in group["rules"]]
+
+
 def test_each_slo_gets_its_windows_budget_and_four_burn_alerts() -> None:
-    group = rules.group(_slo(window="3d"), TimeScale())
-    records = [r["record"] for r in group["rules"] if "record" in r]
+    burn, budget = rules.groups(_slo(window="3d"), TimeScale(60))
+    assert (burn["name"], budget["name"], budget["interval"]) == ("slo:s", "slo:s:budget", "5s")
+    records = [r["record"] for r in _rules(_slo(window="3d")) if "record" in r]
     assert len(records) == len(set(records))  # a 3d window is recorded once, not twice
     assert [r for r in records if r.startswith("slo:probe_error_ratio:")] == [
         f"slo:probe_error_ratio:rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")]
-    alerts = [r for r in group["rules"] if "alert" in r]
+    alerts = [r for r in burn["rules"] if "alert" in r]
     assert [(a["labels"]["severity"], a["labels"]["long_window"], a["labels"]["short_window"]) for a in alerts] == [
         ("page", "1h", "5m"), ("page", "6h", "30m"), ("ticket", "1d", "2h"), ("ticket", "3d", "6h")]
     assert all(a["labels"]["slo"] == "s" and "for" not in a for a in alerts)
     assert "slo:probe_error_ratio:rate1h{slo=\"s\"} / 0.001 > 14.4" in alerts[0]["expr"]
     # Probe names are matched exactly: the dot is escaped (and the backslash doubled for PromQL).
-    assert 'probe=~"p\\\\.one|p-two"' in group["rules"][0]["expr"]
+    assert 'probe=~"p\\\\.one|p-two"' in burn["rules"][0]["expr"]
 
 
 def test_latency_sli_counts_runs_above_the_threshold_bucket() -> None:
-    expr = rules.group(_slo(sli="latency", threshold="300ms"), TimeScale())["rules"][0]["expr"]
+    expr = str(_rules(_slo(sli="latency", threshold="300ms"))[0]["expr"])
     assert 'probe_latency_seconds_bucket{probe=~"p\\\\.one|p-two",le="0.3"}[5m]' in expr
     assert "probe_latency_seconds_count" in expr
 
@@ -94,7 +99,7 @@ def test_slo_dashboard_repeats_a_row_per_slo_and_queries_only_recorded_series() 
     assert [r.get("repeat") for r in rows] == ["slo"]
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     used = {name for e in exprs for name in re.findall(r"\bslo:[a-z_0-9:]+", e)}
-    recorded = {r["record"] for r in rules.group(_slo(), TimeScale())["rules"] if "record" in r}
+    recorded = {r["record"] for r in _rules(_slo()) if "record" in r}
     assert used and used <= recorded, used - recorded
     assert any("rate1h" in e for e in exprs) and any("rate6h" in e for e in exprs)
     assert all('slo="$slo"' in e for e in exprs)
