@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from probes.config.slo import SloConfig
+from probes.durations import format_duration
 from probes.slo.queries import error_ratio
 from probes.slo.windows import BURN_ALERTS, RECORDED, BurnAlert, TimeScale, window_label
 
@@ -50,12 +51,18 @@ def alert_annotations(slo: SloConfig, alert: BurnAlert) -> dict[str, str]:
     return {
         "summary": f"SLO {slo.name} in {{{{ $labels.region }}}}: error budget burning over {_number(alert.factor)}x",
         "description": (
-            f"Over the last {alert.long_label} and {alert.short_label}, {slo.name} ({slo.sli} "
-            f"{_number(slo.objective)}%) failed more than {_number(alert.factor)} times its budget of "
-            f"{_number(slo.error_budget * 100)}% of runs in {{{{ $labels.region }}}}: at this rate the "
-            f"{window_label(slo.window)} budget is gone in {spent_in}."
+            f"Over the last {alert.long_label} and {alert.short_label}, {slo.name}'s runs {_bad(slo)} in "
+            f"{{{{ $labels.region }}}} at more than {_number(alert.factor)}x the rate its objective of "
+            f"{_number(slo.objective)}% allows: at this rate the {window_label(slo.window)} budget is gone in "
+            f"{spent_in}."
         ),
     }
+
+
+def _bad(slo: SloConfig) -> str:
+    if slo.sli == "latency" and slo.threshold is not None:
+        return f"took longer than {format_duration(slo.threshold)}"
+    return "failed"
 
 
 def alert_expr(slo: SloConfig, alert: BurnAlert) -> str:
@@ -116,7 +123,7 @@ def rule_file(slos: list[SloConfig], scale: TimeScale, source: str) -> str:
         header += (f"#\n# Windows divided by {scale.factor:g} (--time-scale): for tests only; the names and labels"
                    f" keep the nominal windows.\n")
     body = {"groups": [g for slo in slos for g in groups(slo, scale)]}
-    return header + yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+    return header + yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
 
 
 def unreachable_pages(slos: list[SloConfig]) -> list[str]:
