@@ -152,18 +152,22 @@ class Burn:
         return self.rate * self.slo.error_budget
 
     def holds(self, model: Model) -> list[int] | None:
-        """The checked steps if the expected alert fires after, not before, and a slow burn never pages."""
-        before = model.clear_step(HEALTHY_HISTORY + math.floor(self.expected * 0.8), -1)
-        after = model.clear_step(HEALTHY_HISTORY + math.ceil(self.expected * 1.2), +1)
-        if before is None or after is None or before <= HEALTHY_HISTORY:
-            return None
-        early, late = model.firing(before) or [], model.firing(after) or []
+        """A check before and one after the expected time, if the expected alert fires after, not before,
+        and a slow burn never pages; None when the scenario cannot show that."""
+        start, target = HEALTHY_HISTORY, HEALTHY_HISTORY + self.expected
         wanted = (self.slo.name, BURNING, self.alert)
-        if wanted in early or wanted not in late:
+        grid = range(start + EVAL_EVERY, model.scenario.minutes + 1, EVAL_EVERY)
+        states = {m: model.firing(m) for m in grid if start + self.expected * 0.5 <= m <= start + self.expected * 1.5}
+        before = max((m for m, f in states.items() if m <= target and f is not None and wanted not in f), default=None)
+        after = min((m for m, f in states.items() if m >= target and f is not None and wanted in f), default=None)
+        if before is None or after is None:
             return None
-        if self.alert is TICKET and any(f[0] == self.slo.name and f[2].severity == "page" for f in early + late):
+        if any(f is not None and wanted in f for m, f in states.items() if m <= before):
+            return None  # fired early, went quiet again: not the alert's timing
+        if self.alert is TICKET and any(f[0] == self.slo.name and f[2].severity == "page"
+                                        for m in (before, after) for f in states[m] or []):
             return None
-        return [before, after]
+        return [start, before, after] if model.firing(start) == [] else [before, after]
 
 
 def fast(slo: SloConfig, key: Key) -> Burn | None:
@@ -182,7 +186,7 @@ def slow(slo: SloConfig, key: Key) -> Burn | None:
 
 
 def burn_scenario(kind: str, burns: list[Burn], thresholds: dict[Key, set[float]]) -> Scenario:
-    length = HEALTHY_HISTORY + max(math.ceil(b.expected * 1.2) + 30 for b in burns)
+    length = HEALTHY_HISTORY + max(math.ceil(b.expected * 1.5) + 30 for b in burns)
     length += -length % EVAL_EVERY
     burning = {b.key: [(HEALTHY_HISTORY, 0.0), (length - HEALTHY_HISTORY, b.ratio())] for b in burns}
     calm = {b.key: [(length, 0.0)] for b in burns}
