@@ -41,7 +41,12 @@ class SloConfig(Strict):
     @field_validator("probe_regex")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        return None if value is None else _check_regex(value)
+        if value is None:
+            return None
+        # The same regex selects the series in PromQL, whose RE2 has neither lookarounds nor backreferences.
+        if re.search(r"\(\?<?[=!]|\\[1-9]", value):
+            raise ValueError(f"{value!r}: Prometheus regexes (RE2) have no lookarounds or backreferences")
+        return _check_regex(value)
 
     @field_validator("threshold")
     @classmethod

@@ -62,6 +62,8 @@ BAD = [
      "agent.yaml:6: slos[0].probe_regex: 'checkout-.*' matches no probe"),
     ("bad-regex", "  - {name: x, probe_regex: '(search', objective: 99}\n",
      "agent.yaml:6: slos[0].probe_regex: invalid regular expression"),
+    ("lookahead", "  - {name: x, probe_regex: 'search-(?!x).*', objective: 99}\n",
+     "agent.yaml:6: slos[0].probe_regex: 'search-(?!x).*': Prometheus regexes (RE2) have no lookarounds"),
     ("latency-without-threshold", LATENCY.replace("    threshold: 500ms\n", ""),
      "agent.yaml:6: slos[0]: a latency SLO needs a threshold (e.g. threshold: 500ms)"),
     ("threshold-on-availability", AVAILABILITY + "    threshold: 1s\n",
