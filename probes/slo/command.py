@@ -86,10 +86,13 @@ def _write(path: str, text: str) -> None:
 
 
 def handle_report(args: argparse.Namespace) -> int:
+    from probes.errors import UsageError
     from probes.slo import report
     from probes.slo.windows import TimeScale
 
     scale = TimeScale(args.time_scale)
+    if not args.prometheus.startswith(("http://", "https://")):
+        raise UsageError(f"--prometheus {args.prometheus!r} is not an http:// or https:// URL")
     _, slos = _slos(args.config)
     rows = report.collect(slos, args.prometheus, scale)
     print(report.FORMATS[args.format](rows, args.prometheus))

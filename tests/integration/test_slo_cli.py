@@ -46,6 +46,8 @@ def test_report_against_an_unreachable_prometheus_is_exit_3_in_one_line(tmp_path
     proc = run_cli("slo", "report", "--config", str(path), "--prometheus", url)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert re.fullmatch(rf"error: cannot reach Prometheus at {re.escape(url)}: .+\n", proc.stderr), proc.stderr
+    proc = run_cli("slo", "report", "--config", str(path), "--prometheus", "127.0.0.1:9090")
+    assert proc.returncode == 2 and "is not an http:// or https:// URL" in proc.stderr
 
 
 def test_rules_without_slos_or_with_tests_but_no_out_is_exit_2(tmp_path: Path) -> None:
