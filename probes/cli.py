@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "probes.load.command",
     "probes.drills.command",
     "probes.consistency.command",
+    "probes.slo.command",
 )
 
 Handler = Callable[[argparse.Namespace], int]

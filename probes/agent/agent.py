@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from probes.agent.config_file import AgentConfig, load_config
 from probes.agent.scheduler import Scheduler
 from probes.agent.self_metrics import AgentMetrics
+from probes.config.slo import latency_thresholds
 from probes.errors import ConfigError
 from probes.identity import AgentIdentity
 from probes.probers import PROBERS, Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
-from probes.sinks.prometheus import PrometheusSink
+from probes.sinks.prometheus import LATENCY_BUCKETS, PrometheusSink
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class Agent:
         self.overrides = overrides
         self.identity = resolve_identity(config, overrides)
         self.metrics = AgentMetrics(self.identity)
-        self.prometheus = PrometheusSink(None, self.identity, self.metrics)
+        # Latency SLOs count runs under their threshold: it must be a bucket bound (read at start only).
+        self.prometheus = PrometheusSink((*LATENCY_BUCKETS, *latency_thresholds(config.slos)), self.identity,
+                                         self.metrics)
         self.latest: dict[str, ProbeResult] = {}
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}

@@ -16,6 +16,7 @@ from pydantic import Field, create_model, model_validator
 from probes.config import yamlfile
 from probes.config.loader import load_model
 from probes.config.models import AgentSection, Defaults, ProbeBase, Strict
+from probes.config.slo import SloConfig, check_slos
 from probes.durations import parse_duration
 from probes.probers import PROBERS_BY_TYPE
 from probes.sinks import SINKS
@@ -49,6 +50,7 @@ class AgentConfig(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     probes: list[ProbeConfig] = Field(default_factory=list)
     sinks: Sinks = Field(default_factory=Sinks)
+    slos: list[SloConfig] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -140,6 +142,10 @@ def _schedule_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
     return errors
 
 
+def _slo_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
+    return check_slos(config.slos, [p.name for p in config.probes], doc.error)
+
+
 def _type_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
     config_dir = os.path.dirname(os.path.abspath(doc.path))
     return [doc.error(("probes", index, *loc), message)
@@ -149,7 +155,7 @@ def _type_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
 
 def _load(doc: yamlfile.Document, env: dict[str, str] | None) -> AgentConfig:
     return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_probe_types],
-                      checks=[_schedule_checks, _type_checks])
+                      checks=[_schedule_checks, _type_checks, _slo_checks])
 
 
 def parse_config(text: str, path: str, env: dict[str, str] | None = None) -> AgentConfig:

@@ -7,6 +7,7 @@ cached strings, so a scrape stays cheap however many probes there are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from probes.identity import AgentIdentity
@@ -14,7 +15,12 @@ from probes.result import ProbeResult
 from probes.sinks.base import Sink, SinkMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_BUCKET_LABELS = [repr(b) for b in LATENCY_BUCKETS]
+
+
+def bucket_label(bound: float) -> str:
+    """The `le` value of a bucket, as written here and as Prometheus writes bounds itself ("0.5", "1.0")."""
+    return repr(float(bound))
+
 
 # name -> (type, help); the order here is the order on /metrics.
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -46,7 +52,7 @@ def _num(value: float) -> str:
 @dataclass(slots=True)
 class _ProbeState:
     labels: str
-    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    buckets: list[int]
     count: int = 0
     total: float = 0.0
     runs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
@@ -58,8 +64,12 @@ class _ProbeState:
 class PrometheusSink(Sink):
     name = "prometheus"
 
-    def __init__(self, config: None, identity: AgentIdentity, metrics: SinkMetrics) -> None:
-        super().__init__(config, identity, metrics)
+    def __init__(self, buckets: Iterable[float] | None, identity: AgentIdentity, metrics: SinkMetrics) -> None:
+        """`buckets` (its config): the bounds of probe_latency_seconds, default LATENCY_BUCKETS; an SLO's
+        latency threshold must be one of them."""
+        super().__init__(buckets, identity, metrics)
+        self._bounds = tuple(sorted({float(b) for b in (LATENCY_BUCKETS if buckets is None else buckets)}))
+        self._bucket_labels = [bucket_label(b) for b in self._bounds]
         self._probes: dict[str, _ProbeState] = {}
         self._sample_help: dict[str, str] = {}
 
@@ -68,7 +78,7 @@ class PrometheusSink(Sink):
         if state is None:
             labels = (f'probe="{_escape(probe)}",type="{_escape(type_)}",'
                       f'region="{_escape(self.identity.region)}",agent="{_escape(self.identity.agent)}"')
-            state = self._probes[probe] = _ProbeState(labels)
+            state = self._probes[probe] = _ProbeState(labels, [0] * len(self._bounds))
             self._render_counters(state)
         return state
 
@@ -82,7 +92,7 @@ class PrometheusSink(Sink):
     def write(self, result: ProbeResult) -> None:
         state = self._state(result.probe, result.type)
         duration = result.duration_seconds
-        for index, bound in enumerate(LATENCY_BUCKETS):
+        for index, bound in enumerate(self._bounds):
             if duration <= bound:
                 state.buckets[index] += 1
         state.count += 1
@@ -121,7 +131,7 @@ class PrometheusSink(Sink):
             lines.pop("probe_ssl_earliest_cert_expiry", None)
         # state.buckets are already cumulative: write() counts a run in every bucket it fits.
         hist = [f'probe_latency_seconds_bucket{{{lab},le="{label}"}} {count}\n'
-                for label, count in zip(_BUCKET_LABELS, state.buckets, strict=True)]
+                for label, count in zip(self._bucket_labels, state.buckets, strict=True)]
         hist.append(f'probe_latency_seconds_bucket{{{lab},le="+Inf"}} {state.count}\n')
         hist.append(f"probe_latency_seconds_sum{{{lab}}} {_num(state.total)}\n")
         hist.append(f"probe_latency_seconds_count{{{lab}}} {state.count}\n")

@@ -105,7 +105,7 @@ def test_schema_is_json_schema_of_agent_yaml() -> None:
     proc = run_cli("schema")
     assert proc.returncode == 0
     schema = json.loads(proc.stdout)
-    assert set(schema["properties"]) == {"agent", "defaults", "probes", "sinks"}
+    assert set(schema["properties"]) == {"agent", "defaults", "probes", "sinks", "slos"}
     assert schema["additionalProperties"] is False
     text = json.dumps(schema)
     for kind in ("http", "search", "scripted", "elasticsearch"):
