@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from probes.assets import RULES_DIR
 from probes.errors import CannotRun
-
-RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 
 
 def find_binary(env_var: str, default: str, name: str) -> str:
@@ -50,11 +49,10 @@ def free_port() -> int:
 
 
 def bundled_rules_dir() -> Path:
+    """The rules shipped in the package, or the folder `PROBE_AGENT_RULES_DIR` names (to drill your own)."""
     directory = Path(os.environ.get("PROBE_AGENT_RULES_DIR") or RULES_DIR)
     if not directory.is_dir():
-        raise CannotRun(
-            f"alert rules not found in {directory}: set PROBE_AGENT_RULES_DIR to deploy/prometheus/rules"
-        )
+        raise CannotRun(f"alert rules not found in {directory}: set PROBE_AGENT_RULES_DIR to a folder of rule files")
     return directory
 
 
