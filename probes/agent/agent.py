@@ -78,10 +78,12 @@ class Agent:
         return cls(path, load_config(path), overrides)
 
     @classmethod
-    async def open(cls, location: str, overrides: Overrides, *, bearer_token_file: str | None = None) -> Agent:
+    async def open(cls, location: str | ConfigSource, overrides: Overrides, *,
+                   bearer_token_file: str | None = None) -> Agent:
         """The agent with its first config from a file or an http(s):// URL. No good config, no agent: an
         invalid one raises ConfigError (exit 2), one that cannot be fetched CannotRun (exit 3)."""
-        source = open_source(location, bearer_token_file=bearer_token_file)
+        source = (open_source(location, bearer_token_file=bearer_token_file) if isinstance(location, str)
+                  else location)
         try:
             config = _parse((await source.fetch()).text, source)
             return cls(source, config, overrides)
