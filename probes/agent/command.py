@@ -39,8 +39,8 @@ def add_parser(subparsers: Any) -> None:
     once.add_argument("--region")
     once.set_defaults(handler=_once)
 
-    check = subparsers.add_parser("check-config", help="validate an agent.yaml")
-    check.add_argument("file", metavar="FILE")
+    check = subparsers.add_parser("check-config", help="validate an agent.yaml (a file or an http(s):// URL)")
+    check.add_argument("file", metavar="FILE|URL")
     check.set_defaults(handler=_check_config)
 
     schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
@@ -89,10 +89,23 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from probes.agent.config_file import load_config
+    from probes.agent.config_file import parse_config
+    from probes.agent.config_source import FetchFailed, open_source
+    from probes.errors import CannotRun
 
-    config = load_config(args.file)
-    print(f"{args.file}: OK ({len(config.probes)} probes)")
+    async def fetch() -> tuple[str, str, str]:
+        source = open_source(args.file)
+        try:
+            return (await source.fetch()).text, source.name, source.base_dir
+        except FetchFailed as exc:
+            raise CannotRun(exc.message) from None
+        finally:
+            await source.aclose()
+
+    # A URL is checked as the agents would see it (the same fetch and limits).
+    text, name, base_dir = asyncio.run(fetch())
+    config = parse_config(text, name, base_dir=base_dir)
+    print(f"{name}: OK ({len(config.probes)} probes)")
     return 0
 
 

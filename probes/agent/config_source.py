@@ -164,6 +164,8 @@ class UrlSource:
                 body, etag, last_modified = await self._get(self._client)
         except (TimeoutError, httpx.TimeoutException):
             raise FetchFailed("timeout", f"{self.name}: no complete answer within {self.timeout:g}s") from None
+        except httpx.TooManyRedirects:
+            raise FetchFailed("status", f"{self.name}: more than 5 redirects") from None
         except httpx.HTTPError as exc:
             raise FetchFailed("connection", f"{self.name}: cannot connect: {exc or type(exc).__name__}") from None
         if body is None:

@@ -169,3 +169,12 @@ def test_run_rejects_a_wrong_shard_or_token_file_with_exit_2(
     proc = run_cli("run", "--config", str(config), "--listen", "127.0.0.1:0", *args, env=env, timeout=30)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_config_reads_a_url_as_the_agents_would() -> None:
+    with config_server(V3) as server:
+        good = run_cli("check-config", server.config_url)
+        server.set_text(V2_INVALID)
+        bad = run_cli("check-config", server.config_url)
+    assert good.returncode == 0 and good.stdout.strip() == f"{server.config_url}: OK (2 probes)", good.stderr
+    assert bad.returncode == 2 and f"{server.config_url}:5: probes[1].url:" in bad.stderr
