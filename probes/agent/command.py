@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from typing import Any
 
@@ -52,6 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     from probes.agent.serve import serve, setup_logging
 
     setup_logging()
+    # httpx logs every request at INFO: one line per config poll of every agent would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     overrides = Overrides(args.region, args.agent_id, args.listen, args.shard)
 
     async def main() -> int:

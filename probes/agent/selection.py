@@ -46,7 +46,7 @@ def select(config: AgentConfig, region: str, shard: Shard) -> Selection:
         # Most often a typo in --region or in the file: say so instead of silently probing less.
         skipped = len(config.probes) - len(in_region)
         warnings.append(f"region {region!r} is in no probe's regions: (they name {', '.join(named)}); "
-                        f"this agent skips those {skipped} probes and runs {len(selected)}")
+                        f"this agent skips the {skipped} probe(s) meant for other regions and runs {len(selected)}")
     elif in_region and not selected:
         warnings.append(f"shard {shard} holds none of the {len(in_region)} probes of region {region!r}: "
                         "this agent runs none (fewer shards would do)")

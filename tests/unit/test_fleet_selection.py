@@ -125,7 +125,7 @@ def test_a_region_no_probe_names_is_a_warning() -> None:
     selection = select(config, "eu-west1", Shard())
     assert [p.name for p in selection.probes] == ["everywhere"]
     assert selection.warnings == ["region 'eu-west1' is in no probe's regions: (they name eu-west-1, us-east-1); "
-                                  "this agent skips those 2 probes and runs 1"]
+                                  "this agent skips the 2 probe(s) meant for other regions and runs 1"]
     assert not select(config, "us-east-1", Shard()).warnings
 
 
