@@ -1,23 +1,28 @@
 """The agent: config -> probers -> scheduler -> sinks, the web server, and hot reload.
 
 A reload builds everything new first; only a config that loads completely replaces the running one,
-so a bad edit leaves the agent probing with the old config (and says so in its metrics).
+so a bad edit leaves the agent probing with the old config (and says so in its metrics). The config comes
+from a source (a file, or a URL the agent polls); what it selects from it (its region, its shard) is
+decided here, once per load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from dataclasses import dataclass
 
-from probes.agent.config_file import AgentConfig, load_config
+from probes.agent.config_file import AgentConfig, load_config, parse_config
+from probes.agent.config_source import ConfigSource, FetchFailed, open_source
 from probes.agent.scheduler import Scheduler
+from probes.agent.selection import resolve_shard, select
 from probes.agent.self_metrics import AgentMetrics
 from probes.config.slo import latency_thresholds
-from probes.errors import ConfigError
-from probes.identity import AgentIdentity
+from probes.errors import CannotRun, ConfigError
+from probes.identity import AgentIdentity, Shard
 from probes.probers import PROBERS, Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
@@ -32,20 +37,28 @@ class Overrides:
     region: str | None = None
     agent_id: str | None = None
     listen: str | None = None
+    shard: Shard | None = None
 
 
 def resolve_identity(config: AgentConfig, overrides: Overrides) -> AgentIdentity:
+    """Flag > environment > agent.yaml; the agent id falls back to the host name (agent.id's default)."""
     region = overrides.region or os.environ.get("PROBE_AGENT_REGION") or config.agent.region
-    return AgentIdentity(region=region, agent=overrides.agent_id or config.agent.id)
+    agent = overrides.agent_id or os.environ.get("PROBE_AGENT_ID") or config.agent.id
+    return AgentIdentity(region=region, agent=agent)
+
+
+def _parse(text: str, source: ConfigSource) -> AgentConfig:
+    return parse_config(text, source.name, base_dir=source.base_dir)
 
 
 class Agent:
-    def __init__(self, config_path: str, config: AgentConfig, overrides: Overrides) -> None:
-        self.config_path = config_path
+    def __init__(self, source: ConfigSource | str, config: AgentConfig, overrides: Overrides) -> None:
+        self.source = open_source(source) if isinstance(source, str) else source
         self.config = config
         self.overrides = overrides
         self.identity = resolve_identity(config, overrides)
-        self.metrics = AgentMetrics(self.identity)
+        self.shard = resolve_shard(config, overrides.shard)
+        self.metrics = AgentMetrics(self.identity, self.shard)
         # Latency SLOs count runs under their threshold: it must be a bucket bound (read at start only).
         self.prometheus = PrometheusSink((*LATENCY_BUCKETS, *latency_thresholds(config.slos)), self.identity,
                                          self.metrics)
@@ -56,11 +69,37 @@ class Agent:
         self._scheduler = Scheduler(self.metrics, self._http, config.agent.max_concurrency, self._deliver)
         self._probers: dict[str, Prober] = {}
         self._reload_lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        # The last state of the config source ("ok" or a failure reason), to log each change once, and
+        # the error of the last text it delivered (an unchanged invalid text stays invalid).
+        self._source_state = "ok"
+        self._text_error: str | None = None
         self.ready = False
 
     @classmethod
     def from_file(cls, path: str, overrides: Overrides) -> Agent:
         return cls(path, load_config(path), overrides)
+
+    @classmethod
+    async def open(cls, location: str | ConfigSource, overrides: Overrides, *,
+                   bearer_token_file: str | None = None) -> Agent:
+        """The agent with its first config from a file or an http(s):// URL. No good config, no agent: an
+        invalid one raises ConfigError (exit 2), one that cannot be fetched CannotRun (exit 3)."""
+        source = (open_source(location, bearer_token_file=bearer_token_file) if isinstance(location, str)
+                  else location)
+        try:
+            config = _parse((await source.fetch()).text, source)
+            return cls(source, config, overrides)
+        except FetchFailed as exc:
+            await source.aclose()
+            raise CannotRun(f"cannot load the config: {exc.message}") from None
+        except BaseException:
+            await source.aclose()
+            raise
+
+    @property
+    def config_path(self) -> str:
+        return self.source.name
 
     @property
     def listen(self) -> str:
@@ -88,6 +127,8 @@ class Agent:
         await self._apply(self.config, first=True, sinks=schedule)
         if schedule:
             self._scheduler.start()
+            if self.source.remote:
+                self._poller = asyncio.create_task(self._poll())
         self.ready = True
 
     async def _apply(self, config: AgentConfig, first: bool = False, sinks: bool = True) -> None:
@@ -96,7 +137,10 @@ class Agent:
         old = {name: p.config for name, p in self._probers.items()}
         probers: dict[str, Prober] = {}
         reschedule: set[str] = set()
-        for probe_config in config.probes:
+        selection = select(config, self.identity.region, self.shard)
+        for warning in selection.warnings:
+            log.warning("%s", warning)
+        for probe_config in selection.probes:
             current = self._probers.get(probe_config.name)
             if current is not None and old[probe_config.name] == probe_config:
                 probers[probe_config.name] = current
@@ -137,23 +181,71 @@ class Agent:
                 self._sinks[name] = sink
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config file again; on any error keep running the old config."""
-        async with self._reload_lock:
+        """Load the config again from its source (SIGHUP, POST /-/reload); on any error keep the old one."""
+        return await self._load(forced=True)
+
+    async def poll_config(self) -> tuple[bool, str]:
+        """One poll of the config source: load the config if it changed; on any error keep the old one."""
+        return await self._load(forced=False)
+
+    async def _poll(self) -> None:
+        interval = self.config.agent.config_poll_interval
+        log.info("config %s: polled every %gs", self.config_path, interval)
+        while True:
+            await asyncio.sleep(self.config.agent.config_poll_interval)
             try:
-                config = load_config(self.config_path)
-                new_identity = resolve_identity(config, self.overrides)
-                if new_identity != self.identity:
-                    raise ConfigError([f"{self.config_path}:1: agent: region and id cannot change on reload "
-                                       f"(running as {self.identity.region}/{self.identity.agent}); restart the agent"])
-                await self._apply(config)
+                await self.poll_config()
+            except Exception:  # a bug here must not end the polling for the life of the agent
+                log.exception("polling the config %s failed", self.config_path)
+
+    async def _load(self, *, forced: bool) -> tuple[bool, str]:
+        """Fetch the config; load it if it changed (or `forced`). A failure keeps the running config."""
+        async with self._reload_lock:
+            loaded = False
+            try:
+                fetched = await self.source.fetch()
+                if fetched.changed or forced:
+                    self._text_error = None
+                    config = _parse(fetched.text, self.source)
+                    self._check_identity(config)
+                    await self._apply(config)
+                    loaded = True
+            except FetchFailed as exc:
+                return self._failed(exc.reason, exc.message, forced)
             except ConfigError as exc:
+                self._text_error = str(exc)
+                return self._failed("invalid", str(exc), forced)
+            if self._text_error is not None:
+                # Reachable again, still serving the text that did not load.
                 self.metrics.reload_success.set(0)
-                self.last_reload_error = str(exc)
-                log.error("reload failed, keeping the running config:\n%s", exc)
-                return False, str(exc)
+                self.last_reload_error = self._text_error
+                self._source_state = "invalid"
+                return False, self._text_error
+            self.metrics.reload_success.set(1)
             self.last_reload_error = None
-            log.info("reloaded %s: %d probes", self.config_path, len(self._probers))
-            return True, f"reloaded: {len(self._probers)} probes"
+            if loaded:
+                log.info("loaded %s: %d probes", self.config_path, len(self._probers))
+            elif self._source_state != "ok":
+                log.info("config %s: reachable again, unchanged", self.config_path)
+            self._source_state = "ok"
+            return True, f"{'reloaded' if loaded else 'unchanged'}: {len(self._probers)} probes"
+
+    def _check_identity(self, config: AgentConfig) -> None:
+        identity, shard = resolve_identity(config, self.overrides), resolve_shard(config, self.overrides.shard)
+        if identity != self.identity or shard != self.shard:
+            raise ConfigError([f"{self.config_path}:1: agent: region, id and shard cannot change on reload "
+                               f"(running as region {self.identity.region}, agent {self.identity.agent}, "
+                               f"shard {self.shard}); restart the agent"])
+
+    def _failed(self, reason: str, message: str, forced: bool) -> tuple[bool, str]:
+        self.metrics.config_failed(reason)
+        self.metrics.reload_success.set(0)
+        self.last_reload_error = message
+        # A poll that fails the same way every 30 s says so once; a reload someone asked for always answers.
+        if forced or reason != self._source_state:
+            log.error("config %s not loaded (%s), keeping the running config:\n%s", self.config_path, reason, message)
+        self._source_state = reason
+        return False, message
 
     async def run_once(self, names: list[str] | None = None) -> list[ProbeResult]:
         selected = [p for n, p in self._probers.items() if names is None or n in names]
@@ -161,6 +253,11 @@ class Agent:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.source.aclose()
         await self._scheduler.shutdown()
         for sink in self._sinks.values():
             await sink.aclose()

@@ -5,27 +5,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from typing import Any
 
 
+def _shard(text: str) -> Any:
+    from probes.identity import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parser(subparsers: Any) -> None:
     run = subparsers.add_parser("run", help="run the agent: scheduled probes, /metrics, status page")
-    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--config", required=True, metavar="FILE|URL",
+                     help="agent.yaml, or an http(s):// URL polled every agent.config_poll_interval")
+    run.add_argument("--config-bearer-token-file", metavar="FILE",
+                     help="send the token in this file as 'Authorization: Bearer' when fetching a --config URL")
     run.add_argument("--region", help="region label (overrides agent.region and PROBE_AGENT_REGION)")
-    run.add_argument("--agent-id", help="agent label (overrides agent.id)")
+    run.add_argument("--agent-id", help="agent label (overrides agent.id and PROBE_AGENT_ID; default: host name)")
+    run.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="run only the probes whose name hash modulo N is I (overrides agent.shard and "
+                          "PROBE_AGENT_SHARD)")
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
     run.set_defaults(handler=_run)
 
     once = subparsers.add_parser("once", help="run each (selected) probe once and print the results")
-    once.add_argument("--config", required=True, metavar="FILE")
+    once.add_argument("--config", required=True, metavar="FILE|URL")
     once.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     once.add_argument("--format", choices=["table", "json", "junit"], default="table")
     once.add_argument("--region")
     once.set_defaults(handler=_once)
 
-    check = subparsers.add_parser("check-config", help="validate an agent.yaml")
-    check.add_argument("file", metavar="FILE")
+    check = subparsers.add_parser("check-config", help="validate an agent.yaml (a file or an http(s):// URL)")
+    check.add_argument("file", metavar="FILE|URL")
     check.set_defaults(handler=_check_config)
 
     schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
@@ -40,8 +56,15 @@ def _run(args: argparse.Namespace) -> int:
     from probes.agent.serve import serve, setup_logging
 
     setup_logging()
-    agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
-    return asyncio.run(serve(agent))
+    # httpx logs every request at INFO: one line per config poll of every agent would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    overrides = Overrides(args.region, args.agent_id, args.listen, args.shard)
+
+    async def main() -> int:
+        agent = await Agent.open(args.config, overrides, bearer_token_file=args.config_bearer_token_file)
+        return await serve(agent)
+
+    return asyncio.run(main())
 
 
 def _once(args: argparse.Namespace) -> int:
@@ -49,17 +72,18 @@ def _once(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
     from probes.errors import UsageError
 
-    agent = Agent.from_file(args.config, Overrides(region=args.region))
     names = args.probe
-    if names:
-        unknown = sorted(set(names) - {p.name for p in agent.config.probes})
-        if unknown:
-            known = ", ".join(p.name for p in agent.config.probes)
-            raise UsageError(f"unknown probe {', '.join(unknown)}; the config has: {known}")
 
     async def go() -> list[Any]:
+        agent = await Agent.open(args.config, Overrides(region=args.region))
         await agent.start(schedule=False)
         try:
+            if names:
+                # Only the probes this agent selected (its region, its shard) can run here.
+                selected = agent.probers()
+                unknown = sorted(set(names) - set(selected))
+                if unknown:
+                    raise UsageError(f"unknown probe {', '.join(unknown)}; this agent runs: {', '.join(selected)}")
             return await agent.run_once(names)
         finally:
             await agent.stop()
@@ -71,10 +95,23 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from probes.agent.config_file import load_config
+    from probes.agent.config_file import parse_config
+    from probes.agent.config_source import FetchFailed, open_source
+    from probes.errors import CannotRun
 
-    config = load_config(args.file)
-    print(f"{args.file}: OK ({len(config.probes)} probes)")
+    async def fetch() -> tuple[str, str, str]:
+        source = open_source(args.file)
+        try:
+            return (await source.fetch()).text, source.name, source.base_dir
+        except FetchFailed as exc:
+            raise CannotRun(exc.message) from None
+        finally:
+            await source.aclose()
+
+    # A URL is checked as the agents would see it (the same fetch and limits).
+    text, name, base_dir = asyncio.run(fetch())
+    config = parse_config(text, name, base_dir=base_dir)
+    print(f"{name}: OK ({len(config.probes)} probes)")
     return 0
 
 

@@ -9,6 +9,7 @@ message`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, create_model, model_validator
@@ -146,20 +147,25 @@ def _slo_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
     return check_slos(config.slos, [p.name for p in config.probes], doc.error)
 
 
-def _type_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
-    config_dir = os.path.dirname(os.path.abspath(doc.path))
-    return [doc.error(("probes", index, *loc), message)
-            for index, probe in enumerate(config.probes)
-            for loc, message in probe.load_checks(config_dir)]
+def _type_checks(config_dir: str) -> Callable[[AgentConfig, yamlfile.Document], list[str]]:
+    def check(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
+        return [doc.error(("probes", index, *loc), message)
+                for index, probe in enumerate(config.probes)
+                for loc, message in probe.load_checks(config_dir)]
+
+    return check
 
 
-def _load(doc: yamlfile.Document, env: dict[str, str] | None) -> AgentConfig:
+def _load(doc: yamlfile.Document, env: dict[str, str] | None, base_dir: str | None = None) -> AgentConfig:
+    config_dir = base_dir or os.path.dirname(os.path.abspath(doc.path))
     return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_probe_types],
-                      checks=[_schedule_checks, _type_checks, _slo_checks])
+                      checks=[_schedule_checks, _type_checks(config_dir), _slo_checks])
 
 
-def parse_config(text: str, path: str, env: dict[str, str] | None = None) -> AgentConfig:
-    return _load(yamlfile.parse(text, path), env)
+def parse_config(text: str, path: str, env: dict[str, str] | None = None,
+                 base_dir: str | None = None) -> AgentConfig:
+    """`path` names the text in errors; relative paths in it resolve against `base_dir` (default: its directory)."""
+    return _load(yamlfile.parse(text, path), env, base_dir)
 
 
 def load_config(path: str, env: dict[str, str] | None = None) -> AgentConfig:

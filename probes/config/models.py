@@ -10,6 +10,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probes.durations import Duration
+from probes.identity import parse_shard
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
@@ -123,11 +124,31 @@ class Expect(Strict):
 
 class AgentSection(Strict):
     region: str = "default"
+    """Overridden by PROBE_AGENT_REGION, then by --region."""
     id: str = Field(default_factory=socket.gethostname)
+    """Default: the host name. Overridden by PROBE_AGENT_ID, then by --agent-id."""
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
     max_load_probes: int = Field(default=1, ge=1, le=16)
     """`type: load` bursts running at once (each is a Locust process)."""
+    shard: str | None = None
+    """`I/N`: run only the probes whose name hash modulo N is I. Overridden by PROBE_AGENT_SHARD, then --shard."""
+    config_poll_interval: Duration = 30.0
+    """How often a config given as an http(s):// URL is fetched again."""
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard(value)
+        return value
+
+    @field_validator("config_poll_interval")
+    @classmethod
+    def _poll(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("config_poll_interval must be greater than 0")
+        return value
 
 
 class Defaults(Strict):
@@ -188,6 +209,24 @@ class ProbeBase(Strict):
     retry_delay: Duration = 1.0
     negative: bool = False
     """Succeed when the expectation fails (an endpoint that must refuse)."""
+    regions: list[str] | None = None
+    """The regions whose agents run this probe; default: every region."""
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("regions: [] would run the probe nowhere: list at least one region, "
+                             "or leave the key out to run it in every region")
+        for region in value:
+            if not region.strip():
+                raise ValueError("a region name cannot be empty")
+        return value
+
+    def runs_in(self, region: str) -> bool:
+        return self.regions is None or region in self.regions
 
     def requests(self) -> list[RequestFields]:
         """The request blocks of this probe, which inherit `defaults.headers` and `max_body_bytes`."""

@@ -49,7 +49,7 @@ def test_reload_swaps_probes_and_a_bad_file_keeps_the_running_config(tmp_path: P
 
             path.write_text(CHANGED.replace("region: eu-west-1", "region: us-east-1"))
             ok, message = await agent.reload()
-            assert not ok and "region and id cannot change on reload" in message
+            assert not ok and "region, id and shard cannot change on reload" in message
         finally:
             await agent.stop()
 
