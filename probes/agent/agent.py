@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from probes.agent.config_file import AgentConfig, load_config
+from probes.agent.history import History, ProbeHistory
 from probes.agent.scheduler import Scheduler
 from probes.agent.self_metrics import AgentMetrics
 from probes.errors import ConfigError
@@ -47,6 +48,7 @@ class Agent:
         self.metrics = AgentMetrics(self.identity)
         self.prometheus = PrometheusSink(None, self.identity, self.metrics)
         self.latest: dict[str, ProbeResult] = {}
+        self.history = History(config.agent.history)
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}
         self._http = HttpClient()
@@ -67,7 +69,7 @@ class Agent:
         return dict(self._probers)
 
     def _all_sinks(self) -> list[Sink]:
-        return [self.prometheus, *self._sinks.values()]
+        return [self.prometheus, self.history, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
@@ -104,6 +106,7 @@ class Agent:
             await self._apply_sinks(config)
         if not first:
             self._scheduler.set_max_concurrency(config.agent.max_concurrency)
+        self.history.resize(config.agent.history)
         for name in set(self._probers) - set(probers):
             self.latest.pop(name, None)
             for sink in self._all_sinks():
@@ -149,6 +152,16 @@ class Agent:
             self.last_reload_error = None
             log.info("reloaded %s: %d probes", self.config_path, len(self._probers))
             return True, f"reloaded: {len(self._probers)} probes"
+
+    def probe_history(self, name: str) -> ProbeHistory | None:
+        return self.history.get(name)
+
+    async def run_probe_now(self, name: str) -> ProbeResult | None:
+        """One run outside the schedule (the status page's "run now"); its result goes to every sink."""
+        prober = self._probers.get(name)
+        if prober is None:
+            return None
+        return await self._scheduler.run_limited(prober)
 
     async def run_once(self, names: list[str] | None = None) -> list[ProbeResult]:
         selected = [p for n, p in self._probers.items() if names is None or n in names]

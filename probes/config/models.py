@@ -126,6 +126,8 @@ class AgentSection(Strict):
     id: str = Field(default_factory=socket.gethostname)
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
+    history: int = Field(default=100, ge=1, le=10_000)
+    """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
 
 
 class Defaults(Strict):

@@ -31,10 +31,11 @@ from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpClient, HttpResponse
+from probes.probers._http.exchange import build_exchange
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
-from probes.result import ProbeResult, StepResult
+from probes.result import Exchange, ProbeResult, StepResult
 
 
 class ExtractRule(Strict):
@@ -273,6 +274,7 @@ class _PreparedStep:
 class _Outcome:
     result: StepResult
     response: HttpResponse | None = None
+    exchange: Exchange | None = None
 
 
 class ScriptedProber(Prober):
@@ -298,6 +300,7 @@ class ScriptedProber(Prober):
         deadline = start + ctx.timeout
         variables: dict[str, Any] = {}
         steps: list[StepResult] = []
+        exchanges: list[Exchange] = []
         phases = dict.fromkeys(PHASES, 0.0)
         cert_expiry: float | None = None
         status_code = 0
@@ -309,6 +312,8 @@ class ScriptedProber(Prober):
                 continue
             outcome = await self._run_step(step, ctx.http, variables, deadline, ctx.timeout)
             steps.append(outcome.result)
+            if outcome.exchange is not None:
+                exchanges.append(outcome.exchange)
             resp = outcome.response
             if resp is not None:
                 for phase, seconds in resp.phases.items():
@@ -327,6 +332,7 @@ class ScriptedProber(Prober):
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=failed is None, duration_seconds=duration,
             status_code=status_code, phases=phases, cert_expiry=cert_expiry, steps=steps, target=self._target,
+            exchanges=exchanges,
         )
         if failed is not None:
             result.reason = failed.reason
@@ -354,14 +360,17 @@ class ScriptedProber(Prober):
             return _Outcome(StepResult(step.name, False, 0.0, "timeout",
                                        f"not started: the probe's {timeout:g}s timeout was used up",
                                        optional=cfg.optional))
+        secret = getattr(self.config, "secret_headers", ())
         try:
             resp = await http.request(step.method, url, timeout=left, tls=self.config.tls, **args)
         except ProbeFailed as exc:
             message = exc.message
             if exc.reason == "timeout":
                 message = f"{message} (the probe's {timeout:g}s timeout covers all steps)"
+            exchange = build_exchange(step.method, url, args, None, step=step.name, error=message,
+                                      secret_headers=secret, hide=variables.values())
             return _Outcome(StepResult(step.name, False, time.perf_counter() - started, exc.reason, message,
-                                       optional=cfg.optional))
+                                       optional=cfg.optional), exchange=exchange)
         result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
         view = ResponseView(resp)
         try:
@@ -370,8 +379,12 @@ class ScriptedProber(Prober):
                 variables[extractor.variable] = extractor.extract(view)
         except ProbeFailed as failure:
             result.success, result.reason, result.message = False, failure.reason, failure.message
-            return _Outcome(result, resp)
+            return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
+                                                         error=failure.message, secret_headers=secret,
+                                                         hide=variables.values()))
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.degraded = verdict.success, verdict.reason, verdict.degraded
         result.message = verdict.message or f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
-        return _Outcome(result, resp)
+        # Built after the extractors ran: a token extracted from this response is redacted in its body.
+        return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
+                                                     secret_headers=secret, hide=variables.values()))
