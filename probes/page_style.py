@@ -23,8 +23,10 @@ section{border-top:1px solid var(--line);padding-top:.6em;margin-top:1.2em}
 .up,.pass{color:var(--up);font-weight:600}.down,.fail{color:var(--down);font-weight:600}
 .degraded{color:var(--degraded);font-weight:600}.pending{color:var(--pending)}
 .badge.up,.badge.down,.badge.degraded,.badge.pass,.badge.fail{color:#fff}
-tr.down td:first-child{box-shadow:inset 4px 0 var(--down)}
-tr.degraded td:first-child{box-shadow:inset 4px 0 var(--degraded)}
+tr.state-down td:first-child{box-shadow:inset 4px 0 var(--down)}
+tr.state-degraded td:first-child{box-shadow:inset 4px 0 var(--degraded)}
+table.probes td{white-space:nowrap}table.probes td.detail{white-space:normal;min-width:16em}
+tr.state-down td.detail{color:var(--down)}
 svg text{font-size:11px;font-family:system-ui,sans-serif}
 button{font:inherit;padding:.25em .9em;border:1px solid var(--line);border-radius:4px;background:#fff;cursor:pointer}
 button:hover{background:var(--soft)}

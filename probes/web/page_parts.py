@@ -54,7 +54,7 @@ def _run_state(run: RunView) -> str:
 _COLOURS = {"up": "#137333", "degraded": "#b06000", "down": "#c5221f"}
 
 
-def sparkline(runs: Sequence[RunView], slots: int, *, bar: int = 3, height: int = 22) -> str:
+def sparkline(runs: Sequence[RunView], slots: int, *, bar: int = 2, height: int = 22) -> str:
     """One bar per run, oldest left; height is the run's duration, failures are full-height red."""
     step = bar + 1
     width = max(1, slots) * step

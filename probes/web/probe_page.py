@@ -36,7 +36,7 @@ def _record(title: str, result: ProbeResult | None, css_id: str, empty: str) -> 
              f"<pre class='summary'>{html.escape(chr(10).join(result_summary(result)))}</pre>"]
     if result.steps:
         rows = "".join(
-            f"<tr class='{'up' if s.success else 'down'}' data-step='{html.escape(s.step)}'>"
+            f"<tr class='state-{'up' if s.success else 'down'}' data-step='{html.escape(s.step)}'>"
             f"<td>{html.escape(s.step)}</td>"
             f"<td>{badge('up' if s.success else ('pending' if s.reason == 'skipped' else 'down'))}</td>"
             f"<td class='num'>{s.status_code or '-'}</td><td class='num'>{ms(s.duration_seconds)}</td>"
@@ -60,8 +60,9 @@ def _history_table(history: ProbeHistoryView, now: float) -> str:
     rows = []
     for run in list(history.runs)[::-1][:HISTORY_ROWS]:
         state = "down" if not run.success else ("degraded" if run.degraded else "up")
-        rows.append(f"<tr class='{state}'><td>{utc(run.started_at)}</td><td class='num'>{ago(now - run.started_at)}"
-                    f" ago</td><td>{badge(state)}</td><td class='num'>{ms(run.duration_seconds)}</td>"
+        rows.append(f"<tr class='state-{state}'><td>{utc(run.started_at)}</td>"
+                    f"<td class='num'>{ago(now - run.started_at)} ago</td><td>{badge(state)}</td>"
+                    f"<td class='num'>{ms(run.duration_seconds)}</td>"
                     f"<td>{html.escape(run.reason or '')}</td></tr>")
     return ("<table class='history'><tr><th>started</th><th class='num'>when</th><th>state</th>"
             f"<th class='num'>duration</th><th>reason</th></tr>{''.join(rows)}</table>")

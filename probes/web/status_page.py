@@ -37,11 +37,11 @@ def render_status_page(agent: AgentView, *, refresh: int = DEFAULT_REFRESH) -> s
             duration, when = ms(last.duration_seconds), f"{ago(now - last.started_at)} ago"
         link = f"/probes/{quote(name, safe='')}"
         rows.append((STATE_ORDER.get(state, 9), name, (
-            f'<tr class="{state}" data-probe="{html.escape(name)}" data-state="{state}">'
+            f'<tr class="state-{state}" data-probe="{html.escape(name)}" data-state="{state}">'
             f'<td><a href="{link}">{html.escape(name)}</a></td><td>{badge(state)}</td>'
             f'<td class="num">{since}</td><td class="num">{ratio(history.success_ratio if history else None)}</td>'
             f"<td>{sparkline(runs, size)}</td><td class='num'>{duration}</td><td class='num'>{when}</td>"
-            f"<td>{html.escape(detail)}</td><td>{html.escape(cfg.type)}</td>"
+            f"<td class='detail'>{html.escape(detail)}</td><td>{html.escape(cfg.type)}</td>"
             f"<td class='muted'>{html.escape(redact_url(cfg.target()))}</td></tr>"
         )))
     rows.sort(key=lambda row: (row[0], row[1]))
@@ -56,7 +56,7 @@ def render_status_page(agent: AgentView, *, refresh: int = DEFAULT_REFRESH) -> s
             + f"<p>{len(rows)} {'probe' if len(rows) == 1 else 'probes'}: {summary or 'none configured'}"
             + f"{refreshing}</p>")
     table = (
-        "<table id='probes'><thead><tr><th>probe</th><th>state</th><th class='num'>for</th>"
+        "<table id='probes' class='probes'><thead><tr><th>probe</th><th>state</th><th class='num'>for</th>"
         "<th class='num'>success</th><th>recent runs</th><th class='num'>duration</th>"
         "<th class='num'>last run</th><th>detail</th><th>type</th><th>target</th></tr></thead><tbody>"
         + "".join(row for _, _, row in rows)

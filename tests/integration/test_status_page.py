@@ -13,7 +13,7 @@ from tests.support.processes import wait_until
 from tests.support.status import API_KEY, DemoAgent, demo_agent, probe_names
 
 HISTORY = 5
-ROW = re.compile(r'<tr class="[a-z]+" data-probe="(?P<probe>[^"]+)" data-state="(?P<state>[a-z]+)">')
+ROW = re.compile(r'<tr class="state-[a-z]+" data-probe="(?P<probe>[^"]+)" data-state="(?P<state>[a-z]+)">')
 
 
 @pytest.fixture(scope="module")
