@@ -18,6 +18,7 @@ from probes.agent.scheduler import Scheduler
 from probes.agent.self_metrics import AgentMetrics
 from probes.errors import ConfigError
 from probes.identity import AgentIdentity
+from probes.plural import count
 from probes.probers import Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
@@ -150,8 +151,8 @@ class Agent:
                 log.error("reload failed, keeping the running config:\n%s", exc)
                 return False, str(exc)
             self.last_reload_error = None
-            log.info("reloaded %s: %d probes", self.config_path, len(self._probers))
-            return True, f"reloaded: {len(self._probers)} probes"
+            log.info("reloaded %s: %s", self.config_path, count(len(self._probers), "probe"))
+            return True, f"reloaded: {count(len(self._probers), 'probe')}"
 
     def probe_history(self, name: str) -> ProbeHistory | None:
         return self.history.get(name)

@@ -15,7 +15,7 @@ from pydantic import Field, create_model, model_validator
 
 from probes.config import yamlfile
 from probes.config.loader import load_model
-from probes.config.models import AgentSection, Defaults, ProbeBase, Strict
+from probes.config.models import AgentSection, Defaults, ProbeBase, Strict, TlsConfig
 from probes.durations import parse_duration
 from probes.probers import PROBERS_BY_TYPE
 from probes.sinks import SINKS
@@ -147,9 +147,25 @@ def _type_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
             for loc, message in probe.load_checks(config_dir)]
 
 
+def _tls_files(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
+    """A CA or client certificate that is not there fails at load, naming the file, not at the first run."""
+    owners: list[tuple[tuple[str | int, ...], Any]] = [(("probes", i), p) for i, p in enumerate(config.probes)]
+    owners += [(("sinks", name), cfg) for name, cfg in config.sinks if cfg is not None]
+    return [doc.error((*loc, "tls", *key), message)
+            for loc, owner in owners
+            if isinstance(tls := getattr(owner, "tls", None), TlsConfig)
+            for key, message in tls.file_errors()]
+
+
+def _not_empty(doc: yamlfile.Document) -> list[str]:
+    if doc.data == {}:
+        return [doc.error((), "the file is empty: expected at least a `probes:` list (see `probe-agent schema`)")]
+    return []
+
+
 def _load(doc: yamlfile.Document, env: dict[str, str] | None) -> AgentConfig:
-    return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_probe_types],
-                      checks=[_schedule_checks, _type_checks])
+    return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_not_empty, _probe_types],
+                      checks=[_schedule_checks, _type_checks, _tls_files])
 
 
 def parse_config(text: str, path: str, env: dict[str, str] | None = None) -> AgentConfig:

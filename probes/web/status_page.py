@@ -10,6 +10,7 @@ import html
 import time
 from urllib.parse import quote
 
+from probes.plural import count
 from probes.redaction import redact_url
 from probes.web.page_parts import STATE_ORDER, ago, badge, header, ms, page, ratio, sparkline
 from probes.web.view import AgentView
@@ -53,7 +54,7 @@ def render_status_page(agent: AgentView, *, refresh: int = DEFAULT_REFRESH) -> s
                    f"<pre>{html.escape(agent.last_reload_error)}</pre>")
     refreshing = f" <span class='muted'>· refreshes every {refresh}s</span>" if refresh > 0 else ""
     body = (header(agent, "probe-agent") + warning
-            + f"<p>{len(rows)} {'probe' if len(rows) == 1 else 'probes'}: {summary or 'none configured'}"
+            + f"<p>{count(len(rows), 'probe')}: {summary or 'none configured'}"
             + f"{refreshing}</p>")
     table = (
         "<table id='probes' class='probes'><thead><tr><th>probe</th><th>state</th><th class='num'>for</th>"
