@@ -127,7 +127,7 @@ class Expect(Strict):
                 raise ValueError(f"invalid JSON Schema: {exc.message}") from None
         return value
 
-    @field_validator("status", mode="before")
+    @field_validator("status", mode="before", json_schema_input_type=list[int] | int | None)
     @classmethod
     def _one_code(cls, value: Any) -> Any:
         return [value] if isinstance(value, int) and not isinstance(value, bool) else value

@@ -186,7 +186,6 @@ _FRIENDLY = {
     "dict_type": "should be a mapping (key: value)",
     "model_attributes_type": "should be a mapping (key: value)",
     "list_type": "should be a list, e.g. [a, b]",
-    "missing": "required field missing",
     "string_type": "should be a text",
     "int_type": "should be a whole number",
     "int_parsing": "should be a whole number",
@@ -203,7 +202,7 @@ def _friendly(err: Any) -> str:
         return "unknown field"
     if kind in _FRIENDLY:
         wording = _FRIENDLY[kind]
-        return wording if kind == "missing" else f"{wording}, not {_describe(err.get('input'))}"
+        return f"{wording}, not {_describe(err.get('input'))}"
     if msg.startswith("Value error, "):
         return str(msg[len("Value error, "):])
     if msg.startswith("Input should be "):

@@ -75,7 +75,8 @@ class Step(Strict):
     optional: bool = False
     always_run: bool = False
 
-    @field_validator("extract", mode="before")
+    # The schema shows the shorthand too (`token: "$.access_token"`), or editors would flag the README's example.
+    @field_validator("extract", mode="before", json_schema_input_type=dict[str, ExtractRule | str])
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _extract_shorthand(value)
