@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -272,8 +273,10 @@ def handle(args: argparse.Namespace) -> int:
             raise CannotRun(_no_stats_message(outcome))
         raw = reports.load_raw(stats_path)
     if outcome.interrupted:
-        print("probe-agent load: interrupted; judging the run so far", file=sys.stderr, flush=True)
-    return _judge(raw, thresholds, options)
+        print("probe-agent load: interrupted; reporting the run so far", file=sys.stderr, flush=True)
+    code = _judge(raw, thresholds, options, interrupted=outcome.interrupted)
+    # As a shell reports a command killed by a signal: 130 for Ctrl-C, 143 for SIGTERM.
+    return 128 + (outcome.signal or signal.SIGINT) if outcome.interrupted else code
 
 
 def _worker_exit(outcome: Outcome) -> int:
@@ -295,8 +298,9 @@ def _no_stats_message(outcome: Outcome) -> str:
     )
 
 
-def _judge(raw: reports.RawRun, thresholds: list[Threshold], options: LoadOptions) -> int:
-    report = reports.build_report(raw, thresholds)
+def _judge(raw: reports.RawRun, thresholds: list[Threshold], options: LoadOptions, *,
+           interrupted: bool = False) -> int:
+    report = reports.build_report(raw, thresholds, interrupted=interrupted)
     if options.report_json is not None:
         reports.write_json(report, options.report_json)
     if options.junit is not None:

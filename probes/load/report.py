@@ -154,6 +154,8 @@ class LoadReport:
     results: list[ThresholdResult]
     total: Observation
     by_name: dict[str, Observation]
+    interrupted: bool = False
+    """Stopped by a signal before its run time: judged on what ran, but never a pass."""
 
     @property
     def requests(self) -> int:
@@ -161,12 +163,13 @@ class LoadReport:
 
     @property
     def passed(self) -> bool:
-        return self.requests > 0 and all(result.passed for result in self.results)
+        return self.requests > 0 and not self.interrupted and all(result.passed for result in self.results)
 
     def as_dict(self) -> dict[str, object]:
         """The JSON report contract: exactly these keys."""
         return {
             "passed": self.passed,
+            "interrupted": self.interrupted,
             "thresholds": [result.as_dict() for result in self.results],
             "stats": summary(self.total),
             "by_name": {name: summary(data) for name, data in sorted(self.by_name.items())},
@@ -178,7 +181,7 @@ class LoadReport:
         }
 
 
-def build_report(raw: RawRun, thresholds: list[Threshold]) -> LoadReport:
+def build_report(raw: RawRun, thresholds: list[Threshold], *, interrupted: bool = False) -> LoadReport:
     elapsed = raw.elapsed_for_rps
     groups: dict[str, list[RawEntry]] = {}
     for entry in raw.entries:
@@ -186,7 +189,8 @@ def build_report(raw: RawRun, thresholds: list[Threshold]) -> LoadReport:
     merged = {name: merge_entries(name, entries) for name, entries in groups.items()}
     by_name = {name: observation(entry, elapsed) for name, entry in merged.items()}
     total = observation(raw.total, elapsed)
-    return LoadReport(raw=raw, results=evaluate_all(thresholds, total, by_name), total=total, by_name=by_name)
+    return LoadReport(raw=raw, results=evaluate_all(thresholds, total, by_name), total=total, by_name=by_name,
+                      interrupted=interrupted)
 
 
 def load_raw(path: Path) -> RawRun:
@@ -229,6 +233,9 @@ def junit_xml(report: LoadReport) -> str:
         ("workers", raw.workers), ("aborted", raw.aborted or ""), *stats.items()]}
     cases = [junit.Case(name="requests were made", classname=classname,
                         failure=None if report.requests else "no requests were made", failure_type="no_requests")]
+    if report.interrupted:
+        cases.append(junit.Case(name="ran to the end", classname=classname, failure_type="interrupted",
+                                failure=f"interrupted after {raw.duration_seconds:.1f}s"))
     for result in report.results:
         cases.append(junit.Case(
             name=result.expr, classname=classname, failure_type="threshold",
@@ -260,5 +267,9 @@ def console_lines(report: LoadReport) -> list[str]:
         lines.append(f"  {verdict}  {result.expr:<28} {describe(result)}")
     if not report.requests:
         lines.append("  FAIL  no requests were made")
-    lines.append(f"probe-agent load: {'PASSED' if report.passed else 'FAILED'}")
+    if report.interrupted:
+        lines.append(f"probe-agent load: INTERRUPTED after {report.raw.duration_seconds:.1f}s "
+                     "(the thresholds above describe the part that ran; an interrupted run never passes)")
+    else:
+        lines.append(f"probe-agent load: {'PASSED' if report.passed else 'FAILED'}")
     return lines

@@ -71,8 +71,8 @@ def test_report_shape_and_numbers() -> None:
     ])
     report = build_report(raw, parse_thresholds(["p95<100ms", "error_rate<1%", "search:p99<20ms", "rps>10"]))
     doc = report.as_dict()
-    assert set(doc) == {"passed", "thresholds", "stats", "by_name", "scenario", "host", "region", "users",
-                        "duration_seconds"}
+    assert set(doc) == {"passed", "interrupted", "thresholds", "stats", "by_name", "scenario", "host", "region",
+                        "users", "duration_seconds"}
     assert set(doc["stats"]) == STATS_KEYS and set(doc["by_name"]) == {"search", "item"}
     assert all(set(v) == STATS_KEYS for v in doc["by_name"].values())
     stats = doc["stats"]
