@@ -261,9 +261,10 @@ def test_sigterm_stops_gracefully_with_reports(target: Target, marker: dict[str,
 def test_ctrl_c_reports_an_interrupted_run_without_a_traceback(target: Target, marker: dict[str, str],
                                                               tmp_path: Path) -> None:
     """Ctrl-C in a terminal signals the whole process group: probe-agent and the Locust processes alike."""
-    report, junit = tmp_path / "load.json", tmp_path / "junit.xml"
+    report, junit, page = tmp_path / "load.json", tmp_path / "junit.xml", tmp_path / "load.html"
     command = cli("load", "--scenario", "health", "--host", target.url, "--users", "2", "--run-time", "60s",
-                  "--metrics-listen", "127.0.0.1:0", "--report-json", str(report), "--junit", str(junit))
+                  "--metrics-listen", "127.0.0.1:0", "--report-json", str(report), "--junit", str(junit),
+                  "--report-html", str(page))
     with started(command, expect=["load metrics"], env=marker) as run:
         url = run.urls["load metrics"]
         wait_until(lambda: (sample_value(scrape(url), "probe_load_requests_total", {"name": "health"}) or 0) > 0,
@@ -277,3 +278,4 @@ def test_ctrl_c_reports_an_interrupted_run_without_a_traceback(target: Target, m
     assert doc["interrupted"] is True and doc["passed"] is False and doc["stats"]["requests"] > 0
     assert doc["duration_seconds"] < 30
     assert 'type="interrupted"' in junit.read_text()
+    assert "INTERRUPTED" in page.read_text()
