@@ -109,6 +109,7 @@ def test_a_failing_scripted_probe_goes_first_and_its_debug_view_names_the_step(d
         assert re.search(r"^  search +FAILED .* 503 +status 503", text, re.M), text
         assert "reason: status" in text
         assert "Authorization: <redacted>" in text
+        assert '"access_token":"<redacted>"' in text  # the token the login step extracted
         assert "=== last failure ===\nthe last run (above)" in text
     finally:
         demo.faults.clear()
