@@ -6,6 +6,7 @@ import html
 import time
 from urllib.parse import quote
 
+from probes.durations import format_duration
 from probes.probers.base import Prober
 from probes.redaction import redact_url
 from probes.result import ProbeResult
@@ -77,7 +78,8 @@ def render_probe_page(agent: AgentView, prober: Prober, history: ProbeHistoryVie
     since = f" for {ago(now - history.state_since)}" if history.state_since is not None else ""
     facts = (f"<p id='state' data-state='{history.state}'>{badge(history.state)}{since} · "
              f"success {ratio(history.success_ratio)} of the last {len(history.runs)} runs · "
-             f"{html.escape(cfg.type)} · every {cfg.interval:g}s, timeout {cfg.timeout:g}s · "
+             f"{html.escape(cfg.type)} · every {format_duration(cfg.interval)}, "
+             f"timeout {format_duration(cfg.timeout)} · "
              f"<code>{html.escape(redact_url(cfg.target()))}</code></p>")
     actions = (f"<form id='run-now' method='post' action='{path}/run'><button type='submit'>Run now</button> "
                f"<a href='{path}?debug=true'>plain-text debug view</a></form>")
