@@ -176,6 +176,15 @@ def test_a_wrong_binary_variable_is_an_error_not_ignored(variable: str) -> None:
     assert "Traceback" not in output
 
 
+def test_a_wrong_rules_dir_says_which_variable_to_set() -> None:
+    proc = run_cli("demo", "--drill", "--listen", "127.0.0.1:0", env={"PROBE_AGENT_RULES_DIR": "/nonexistent/rules"},
+                   timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 3, output
+    assert "alert rules not found in /nonexistent/rules: set PROBE_AGENT_RULES_DIR" in output
+    assert "PROBE_AGENT_RULES_DIR" in README  # documented
+
+
 @pytest.mark.parametrize("command", ["run", "once", "check-config", "schema", "demo"])
 def test_help_has_a_description_and_an_example(command: str) -> None:
     proc = run_cli(command, "--help")

@@ -37,7 +37,7 @@ def debug(demo: DemoAgent, probe: str) -> str:
 
 def test_every_probe_runs_soon_after_start_and_is_listed(demo: DemoAgent) -> None:
     # hourly-search runs every hour, yet its first run comes within seconds of the start.
-    wait_until(lambda: all(state != "pending" for _, state in rows(demo)), 20, what="a first run of every probe")
+    wait_until(lambda: all(state != "pending" for _, state in rows(demo)), 12, what="a first run of every probe")
     listed = rows(demo)
     assert sorted(name for name, _ in listed) == sorted(probe_names())
     assert {state for _, state in listed} <= {"up", "degraded"}, listed
