@@ -57,6 +57,7 @@ Duration = Annotated[
     float,
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["10s"]}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+                              {"type": "number", "minimum": 0}], "examples": ["10s"]}),
 ]
 """Seconds as a float; accepts `250ms`, `10s`, `5m`, `1h`, `14d` (and plain numbers of seconds)."""

@@ -34,6 +34,38 @@ class Sample:
     """HELP text for /metrics; the first sample of a name seen by the exporter wins."""
 
 
+# The debug view shows this much of a response body; more would make every kept result heavy.
+BODY_EXCERPT_BYTES = 1024
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One HTTP request and its response as the debug view shows them, secrets already redacted by
+    whoever built it. Kept on the result for the status page only: not in `to_dict()` (size)."""
+
+    step: str | None
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    status: int = 0
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    body_excerpt: str = ""
+    body_bytes: int = 0
+    """Size of the whole body; `body_excerpt` holds its first BODY_EXCERPT_BYTES."""
+    phases: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    """What went wrong with this request (no response, or an expectation it failed); empty when fine."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "method": self.method, "url": self.url,
+            "request_headers": [list(h) for h in self.request_headers], "status": self.status,
+            "response_headers": [list(h) for h in self.response_headers],
+            "body_excerpt": self.body_excerpt, "body_bytes": self.body_bytes,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()}, "error": self.error,
+        }
+
+
 @dataclass(slots=True)
 class StepResult:
     step: str
@@ -81,8 +113,10 @@ class ProbeResult:
     # Facts about the answer a prober wants kept with the result (e.g. a search answer's fingerprint and
     # top ids); shown in /api/results and copied into result documents, never turned into metrics.
     details: dict[str, Any] = field(default_factory=dict)
+    exchanges: list[Exchange] = field(default_factory=list)
+    """The requests of the last attempt, for the debug view; empty for types that make none themselves."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, debug: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "probe": self.probe,
             "type": self.type,
@@ -108,4 +142,6 @@ class ProbeResult:
             out["steps"] = [s.to_dict() for s in self.steps]
         if self.details:
             out["details"] = self.details
+        if debug:
+            out["exchanges"] = [e.to_dict() for e in self.exchanges]
         return out

@@ -7,6 +7,8 @@ missing=()
 command -v prometheus >/dev/null || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The status page is tested in a real headless browser (tests/support/browser.py).
+command -v chromium >/dev/null || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq

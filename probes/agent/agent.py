@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 from probes.agent.config_file import AgentConfig, load_config, parse_config
 from probes.agent.config_source import ConfigSource, FetchFailed, open_source
+from probes.agent.history import History, ProbeHistory
 from probes.agent.scheduler import Scheduler
 from probes.agent.selection import resolve_shard, select
 from probes.agent.self_metrics import AgentMetrics
 from probes.config.slo import latency_thresholds
 from probes.errors import CannotRun, ConfigError
 from probes.identity import AgentIdentity, Shard
+from probes.plural import count
 from probes.probers import PROBERS, Prober, build_prober
 from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
@@ -63,6 +65,7 @@ class Agent:
         self.prometheus = PrometheusSink((*LATENCY_BUCKETS, *latency_thresholds(config.slos)), self.identity,
                                          self.metrics)
         self.latest: dict[str, ProbeResult] = {}
+        self.history = History(config.agent.history)
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}
         self._http = HttpClient()
@@ -109,7 +112,7 @@ class Agent:
         return dict(self._probers)
 
     def _all_sinks(self) -> list[Sink]:
-        return [self.prometheus, *self._sinks.values()]
+        return [self.prometheus, self.history, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
@@ -153,6 +156,7 @@ class Agent:
             await self._apply_sinks(config)
         if not first:
             self._scheduler.set_max_concurrency(config.agent.max_concurrency)
+        self.history.resize(config.agent.history)
         for name in set(self._probers) - set(probers):
             self.latest.pop(name, None)
             for sink in self._all_sinks():
@@ -224,11 +228,11 @@ class Agent:
             self.metrics.reload_success.set(1)
             self.last_reload_error = None
             if loaded:
-                log.info("loaded %s: %d probes", self.config_path, len(self._probers))
+                log.info("loaded %s: %s", self.config_path, count(len(self._probers), "probe"))
             elif self._source_state != "ok":
                 log.info("config %s: reachable again, unchanged", self.config_path)
             self._source_state = "ok"
-            return True, f"{'reloaded' if loaded else 'unchanged'}: {len(self._probers)} probes"
+            return True, f"{'reloaded' if loaded else 'unchanged'}: {count(len(self._probers), 'probe')}"
 
     def _check_identity(self, config: AgentConfig) -> None:
         identity, shard = resolve_identity(config, self.overrides), resolve_shard(config, self.overrides.shard)
@@ -246,6 +250,16 @@ class Agent:
             log.error("config %s not loaded (%s), keeping the running config:\n%s", self.config_path, reason, message)
         self._source_state = reason
         return False, message
+
+    def probe_history(self, name: str) -> ProbeHistory | None:
+        return self.history.get(name)
+
+    async def run_probe_now(self, name: str) -> ProbeResult | None:
+        """One run outside the schedule (the status page's "run now"); its result goes to every sink."""
+        prober = self._probers.get(name)
+        if prober is None:
+            return None
+        return await self._scheduler.run_limited(prober)
 
     async def run_once(self, names: list[str] | None = None) -> list[ProbeResult]:
         selected = [p for n, p in self._probers.items() if names is None or n in names]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import textwrap
 from typing import Any
 
 
@@ -19,8 +20,24 @@ def _shard(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _command(subparsers: Any, name: str, summary: str, description: str, examples: str) -> Any:
+    # Raw: the examples keep their lines; so the description is wrapped here.
+    return subparsers.add_parser(name, help=summary, description=textwrap.fill(description, 79),
+                                 epilog="examples:\n" + examples,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_parser(subparsers: Any) -> None:
-    run = subparsers.add_parser("run", help="run the agent: scheduled probes, /metrics, status page")
+    run = _command(
+        subparsers, "run", "run the agent: scheduled probes, /metrics, status page",
+        "Run the probes of FILE (or of an http(s):// URL, polled every agent.config_poll_interval) on their "
+        "schedules and serve /metrics (Prometheus), the status page at /, "
+        "/probes/NAME (history and debug view), /api/results, /-/healthy, /-/ready and POST /-/reload. "
+        "Every probe runs once within a few seconds of the start, then every `interval`. SIGHUP or "
+        "POST /-/reload reloads FILE; a bad edit keeps the running config. SIGINT/SIGTERM stop it.",
+        "  probe-agent run --config agent.yaml\n"
+        "  probe-agent run --config agent.yaml --region eu-west-1 --listen 0.0.0.0:9464\n"
+        "  curl -s localhost:9464/metrics | grep probe_success")
     run.add_argument("--config", required=True, metavar="FILE|URL",
                      help="agent.yaml, or an http(s):// URL polled every agent.config_poll_interval")
     run.add_argument("--config-bearer-token-file", metavar="FILE",
@@ -33,18 +50,34 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
     run.set_defaults(handler=_run)
 
-    once = subparsers.add_parser("once", help="run each (selected) probe once and print the results")
+    once = _command(
+        subparsers, "once", "run each (selected) probe once and print the results",
+        "Run every probe of FILE (or those named with --probe) once, print the results and exit: 0 if "
+        "all succeeded, 1 if one failed, 2 for an invalid config. For CI jobs and for trying a config.",
+        "  probe-agent once --config agent.yaml\n"
+        "  probe-agent once --config agent.yaml --probe api-health --format json\n"
+        "  probe-agent once --config agent.yaml --format junit > probes.xml")
     once.add_argument("--config", required=True, metavar="FILE|URL")
     once.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     once.add_argument("--format", choices=["table", "json", "junit"], default="table")
     once.add_argument("--region")
     once.set_defaults(handler=_once)
 
-    check = subparsers.add_parser("check-config", help="validate an agent.yaml (a file or an http(s):// URL)")
+    check = _command(
+        subparsers, "check-config", "validate an agent.yaml (a file or an http(s):// URL)",
+        "Validate FILE without running anything: exit 0, or 2 with every error as FILE:LINE: field.path: "
+        "message (sorted by line, the form editors jump to).",
+        "  probe-agent check-config agent.yaml\n"
+        "  API_TOKEN=x probe-agent check-config deploy/examples/agent.yaml")
     check.add_argument("file", metavar="FILE|URL")
     check.set_defaults(handler=_check_config)
 
-    schema = subparsers.add_parser("schema", help="print the JSON Schema of agent.yaml")
+    schema = _command(
+        subparsers, "schema", "print the JSON Schema of agent.yaml",
+        "Print the JSON Schema of agent.yaml, for editors (completion and checks while typing) and CI.",
+        "  probe-agent schema > agent.schema.json\n"
+        "  # VS Code (YAML extension): first line of agent.yaml\n"
+        "  # yaml-language-server: $schema=./agent.schema.json")
     schema.set_defaults(handler=_schema)
 
     types = subparsers.add_parser("types", help="list the probe types (a Markdown table)")
@@ -98,6 +131,7 @@ def _check_config(args: argparse.Namespace) -> int:
     from probes.agent.config_file import parse_config
     from probes.agent.config_source import FetchFailed, open_source
     from probes.errors import CannotRun
+    from probes.plural import count
 
     async def fetch() -> tuple[str, str, str]:
         source = open_source(args.file)
@@ -111,7 +145,10 @@ def _check_config(args: argparse.Namespace) -> int:
     # A URL is checked as the agents would see it (the same fetch and limits).
     text, name, base_dir = asyncio.run(fetch())
     config = parse_config(text, name, base_dir=base_dir)
-    print(f"{name}: OK ({len(config.probes)} probes)")
+    print(f"{name}: OK ({count(len(config.probes), 'probe')})")
+    if not config.probes:
+        print(f"{name}: warning: no probes configured; the agent would serve only its own metrics",
+              file=sys.stderr)
     return 0
 
 

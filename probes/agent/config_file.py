@@ -16,7 +16,7 @@ from pydantic import Field, create_model, model_validator
 
 from probes.config import yamlfile
 from probes.config.loader import load_model
-from probes.config.models import AgentSection, Defaults, ProbeBase, Strict
+from probes.config.models import AgentSection, Defaults, ProbeBase, Strict, TlsConfig
 from probes.config.slo import SloConfig, check_slos
 from probes.durations import parse_duration
 from probes.probers import PROBERS_BY_TYPE
@@ -156,10 +156,26 @@ def _type_checks(config_dir: str) -> Callable[[AgentConfig, yamlfile.Document], 
     return check
 
 
+def _tls_files(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
+    """A CA or client certificate that is not there fails at load, naming the file, not at the first run."""
+    owners: list[tuple[tuple[str | int, ...], Any]] = [(("probes", i), p) for i, p in enumerate(config.probes)]
+    owners += [(("sinks", name), cfg) for name, cfg in config.sinks if cfg is not None]
+    return [doc.error((*loc, "tls", *key), message)
+            for loc, owner in owners
+            if isinstance(tls := getattr(owner, "tls", None), TlsConfig)
+            for key, message in tls.file_errors()]
+
+
+def _not_empty(doc: yamlfile.Document) -> list[str]:
+    if doc.data == {}:
+        return [doc.error((), "the file is empty: expected at least a `probes:` list (see `probe-agent schema`)")]
+    return []
+
+
 def _load(doc: yamlfile.Document, env: dict[str, str] | None, base_dir: str | None = None) -> AgentConfig:
     config_dir = base_dir or os.path.dirname(os.path.abspath(doc.path))
-    return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_probe_types],
-                      checks=[_schedule_checks, _type_checks(config_dir), _slo_checks])
+    return load_model(doc, AgentConfig, env=env, keep=_runtime_variable(doc.data), prechecks=[_not_empty, _probe_types],
+                      checks=[_schedule_checks, _type_checks(config_dir), _slo_checks, _tls_files])
 
 
 def parse_config(text: str, path: str, env: dict[str, str] | None = None,

@@ -8,7 +8,7 @@ from probes import junit as junit_xml
 from probes.result import ProbeResult
 
 
-def _state(result: ProbeResult) -> str:
+def state_word(result: ProbeResult) -> str:
     if not result.success:
         return "FAIL"
     return "DEGRADED" if result.degraded else "OK"
@@ -17,7 +17,7 @@ def _state(result: ProbeResult) -> str:
 def table(results: list[ProbeResult]) -> str:
     rows = [("PROBE", "TYPE", "RESULT", "DURATION", "REASON", "MESSAGE")]
     for r in results:
-        rows.append((r.probe, r.type, _state(r), f"{r.duration_seconds * 1000:.1f}ms", r.reason or "-", r.message))
+        rows.append((r.probe, r.type, state_word(r), f"{r.duration_seconds * 1000:.1f}ms", r.reason or "-", r.message))
         for s in r.steps or ():
             state = "OK" if s.success else ("SKIP" if s.reason == "skipped" else "FAIL")
             rows.append((f"  └ {s.step}", "", state, f"{s.duration_seconds * 1000:.1f}ms", s.reason or "-", s.message))

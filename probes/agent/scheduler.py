@@ -23,6 +23,9 @@ from probes.result import ProbeResult
 
 log = logging.getLogger(__name__)
 
+FIRST_RUN_SPREAD = 2.0
+FIRST_RUNS_PER_SECOND = 500.0
+
 
 class Scheduler:
     def __init__(self, metrics: AgentMetrics, http: HttpClient, max_concurrency: int,
@@ -62,10 +65,14 @@ class Scheduler:
             self._remove_job(name)
         self._probers = dict(probers)
         now = datetime.now(UTC)
+        # Every probe runs once soon after start (so /-/ready is followed by results within seconds), yet
+        # not all in the same millisecond: first runs are spread at FIRST_RUNS_PER_SECOND over at
+        # least FIRST_RUN_SPREAD seconds, never over more than the probe's interval.
+        spread = max(FIRST_RUN_SPREAD, len(reschedule) / FIRST_RUNS_PER_SECOND)
         for name in reschedule:
             self._remove_job(name)
             interval = probers[name].config.interval
-            first = now + timedelta(seconds=random.uniform(0, min(interval, 60.0)))
+            first = now + timedelta(seconds=random.uniform(0, min(interval, spread)))
             self._scheduler.add_job(self._job, IntervalTrigger(seconds=interval, start_date=first),
                                     args=[name], id=name, name=name, misfire_grace_time=max(1, int(interval)))
         return retired

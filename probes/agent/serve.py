@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from probes.agent.agent import Agent
 from probes.asgi_server import AsgiServer, split_host_port, start_server
+from probes.plural import count
 from probes.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ async def serve(agent: Agent) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     async with running_agent(agent):
-        log.info("probing %d probes as region=%s agent=%s", len(agent.probers()), agent.identity.region,
-                 agent.identity.agent)
+        log.info("probing %s as region=%s agent=%s", count(len(agent.probers()), "probe"),
+                 agent.identity.region, agent.identity.agent)
         await stop.wait()
     return 0

@@ -25,9 +25,9 @@ def load_model(doc: yamlfile.Document, model: type[M], *, env: Mapping[str, str]
     for precheck in prechecks:
         errors += precheck(doc)
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(yamlfile.by_line(errors))
     config = yamlfile.validate(doc, model)
     errors = [message for check in checks for message in check(config, doc)]
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(yamlfile.by_line(errors))
     return config

@@ -44,6 +44,21 @@ class TlsConfig(Strict):
     insecure_skip_verify: bool = False
     server_name: str | None = None
 
+    def file_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Files named here that cannot be read, checked at load so that the error names them (the client
+        opens them as given, relative to the working directory)."""
+        errors: list[tuple[tuple[str | int, ...], str]] = []
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, key)
+            if path is None:
+                continue
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                errors.append(((key,), f"cannot read {path}: {exc.strerror or exc}"))
+        return errors
+
 
 JsonOperator = Literal["equals", "not_equals", "gt", "lt", "contains", "matches", "exists", "all_equal"]
 JSON_OPERATORS: tuple[str, ...] = JsonOperator.__args__  # type: ignore[attr-defined]
@@ -81,7 +96,7 @@ class JsonCheck(Strict):
 
 class Expect(Strict):
     status: list[int] | None = None
-    """Accepted status codes; default: any 2xx."""
+    """Accepted status codes; default: any 2xx. A single code is a list of one."""
     max_latency: Duration | None = None
     degraded_latency: Duration | None = None
     body_matches: str | None = None
@@ -112,6 +127,11 @@ class Expect(Strict):
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"invalid JSON Schema: {exc.message}") from None
         return value
+
+    @field_validator("status", mode="before", json_schema_input_type=list[int] | int | None)
+    @classmethod
+    def _one_code(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("status")
     @classmethod
@@ -149,6 +169,8 @@ class AgentSection(Strict):
         if value <= 0:
             raise ValueError("config_poll_interval must be greater than 0")
         return value
+    history: int = Field(default=100, ge=1, le=10_000)
+    """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
 
 
 class Defaults(Strict):

@@ -163,17 +163,71 @@ def _clean_loc(data: Any, loc: Loc) -> Loc:
     return tuple(out)
 
 
+def _describe(value: Any) -> str:
+    """A YAML value as its author would name it."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}" if len(value) <= 40 else "a text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# pydantic's wording names Python types and classes ("instance of Expect"); say it in YAML's words.
+_FRIENDLY = {
+    "model_type": "should be a mapping (key: value)",
+    "dict_type": "should be a mapping (key: value)",
+    "model_attributes_type": "should be a mapping (key: value)",
+    "list_type": "should be a list, e.g. [a, b]",
+    "string_type": "should be a text",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "float_type": "should be a number",
+    "float_parsing": "should be a number",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+}
+
+
+def _friendly(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind in _FRIENDLY:
+        wording = _FRIENDLY[kind]
+        return f"{wording}, not {_describe(err.get('input'))}"
+    if msg.startswith("Value error, "):
+        return str(msg[len("Value error, "):])
+    if msg.startswith("Input should be "):
+        return f"should be {msg[len('Input should be '):]}, not {_describe(err.get('input'))}"
+    return str(msg)
+
+
+_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): ")
+
+
+def by_line(messages: list[str]) -> list[str]:
+    """`FILE:LINE: ...` messages in file order, as an editor lists them (stable for one line)."""
+    def key(message: str) -> tuple[str, int]:
+        match = _LINE.match(message)
+        return (match["file"], int(match["line"])) if match else ("", 0)
+
+    return sorted(messages, key=key)
+
+
 def validation_messages(doc: Document, exc: ValidationError, prefix: Loc = ()) -> list[str]:
     messages = []
     for err in exc.errors(include_url=False):
         loc = _clean_loc(doc.data, (*prefix, *err["loc"]))
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        messages.append(doc.error(loc, msg))
-    return messages
+        messages.append(doc.error(loc, _friendly(err)))
+    return by_line(messages)
 
 
 def validate(doc: Document, model: type[M], context: dict[str, Any] | None = None) -> M:

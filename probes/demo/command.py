@@ -7,17 +7,29 @@ import argparse
 import asyncio
 import os
 import sys
+import textwrap
 from typing import Any
 
 TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
 
 def add_parser(subparsers: Any) -> None:
-    demo = subparsers.add_parser("demo", help="the bundled search API and an agent probing it, live")
+    demo = subparsers.add_parser(
+        "demo", help="the bundled search API and an agent probing it, live",
+        description=textwrap.fill(
+            "Start the bundled demo search API and an agent probing it with the demo's probes, print a live "
+            "table of results (plain lines when the output is not a terminal), and serve the status page "
+            "and /metrics. Inject a fault with the printed token to watch probes fail. Ctrl-C stops.", 79),
+        epilog="examples:\n"
+               "  probe-agent demo\n"
+               "  probe-agent demo --listen 127.0.0.1:9500 --duration 30s\n"
+               "  probe-agent demo --drill    # also a fire drill with local Prometheus and Alertmanager",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="the agent's address")
     demo.add_argument("--target-listen", metavar="HOST:PORT", default="127.0.0.1:0",
                       help="the demo search API's address (default: a free port)")
-    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    demo.add_argument("--duration", type=_duration, metavar="DURATION",
+                      help="stop after this long (e.g. 30s, 5m; a bare number is seconds)")
     demo.add_argument("--drill", action="store_true",
                       help="also run a fire drill with local prometheus and alertmanager binaries")
     demo.set_defaults(handler=_demo)
@@ -33,6 +45,22 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--admin-token", metavar="TOKEN",
                         help=f"bearer token of the fault API /-/faults (default: ${TOKEN_ENV}; none: API off)")
     parser.set_defaults(handler=run_target)
+
+
+def _duration(text: str) -> float:
+    from probes.durations import parse_duration
+
+    try:
+        seconds = float(text)  # a bare number is seconds, as it always was
+    except ValueError:
+        seconds = None
+    try:
+        seconds = parse_duration(text) if seconds is None else seconds
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0")
+    return seconds
 
 
 def run_target(args: argparse.Namespace) -> int:

@@ -35,15 +35,36 @@ def _print_table(agent: Agent, header: str, clear: bool) -> None:
     print((CLEAR if clear else "") + header + "\n" + body + "\n", flush=True)
 
 
+def _print_new_results(agent: Agent, seen: dict[str, float]) -> None:
+    """Piped output (a log, CI): one plain line per new result, never the header again."""
+    fresh = sorted((r for r in agent.latest.values() if seen.get(r.probe) != r.started_at),
+                   key=lambda r: r.started_at)
+    for result in fresh:
+        seen[result.probe] = result.started_at
+        when = time.strftime("%H:%M:%S", time.localtime(result.started_at))
+        print(f"{when} {result.probe} {output.state_word(result)} {result.duration_seconds * 1000:.1f}ms "
+              f"{result.reason or '-'} {result.message}", flush=True)
+
+
 async def _live_table(agent: Agent, stop: asyncio.Event, header: str, deadline: float | None) -> None:
     tty = sys.stdout.isatty()
-    every = 1.0 if tty else 5.0
+    seen: dict[str, float] = {}
+    if not tty:
+        print(header, flush=True)
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        _print_table(agent, header, tty)
-        wait = every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+        if tty:
+            _print_table(agent, header, clear=True)
+        else:
+            _print_new_results(agent, seen)
+        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
-    _print_table(agent, header, tty)
+    if tty:
+        _print_table(agent, header, clear=True)
+    else:
+        _print_new_results(agent, seen)
+        results = [agent.latest[name] for name in agent.probers() if name in agent.latest]
+        print("\n" + output.table(results), flush=True)
 
 
 async def run_demo(listen: str, target_listen: str, duration: float | None, drill: bool) -> int:

@@ -12,20 +12,16 @@ import math
 from html import escape
 
 from probes.drills.results import AlertResult, DrillResult, Report
+from probes.page_style import CSS
 
 WIDTH = 860
 LEFT = 170
 RIGHT = 30
 ROW = 40
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-td:first-child,th:first-child{text-align:left}
-.pass{color:#17772f;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
-code{background:#f4f4f4;padding:0 .3em}svg text{font-size:11px;font-family:system-ui,sans-serif}
-section{border-top:1px solid #ddd;padding-top:1em;margin-top:1.5em}
+# The shared stylesheet, plus what only the timeline needs.
+_CSS = CSS + """
+td,th{text-align:right}td:first-child,th:first-child{text-align:left}
 """
 
 

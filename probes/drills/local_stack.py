@@ -28,7 +28,12 @@ from probes.errors import CannotRun
 
 
 def find_binary(env_var: str, default: str, name: str) -> str:
-    for candidate in (os.environ.get(env_var), default, shutil.which(name)):
+    chosen = os.environ.get(env_var)
+    if chosen:  # asked for by name: a wrong path is an error, not a reason to quietly use another binary
+        if os.path.isfile(chosen) and os.access(chosen, os.X_OK):
+            return chosen
+        raise CannotRun(f"{env_var}={chosen} is not an executable file")
+    for candidate in (default, shutil.which(name)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise CannotRun(f"{name} not found: install Debian's {name} package or set {env_var}")

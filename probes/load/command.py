@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -57,7 +58,9 @@ def add_parser(subparsers: Any) -> None:
     verdict.add_argument("--abort-grace", default="5s", help="how long a breach must last (default 5s)")
     verdict.add_argument("--report-json", type=Path, metavar="FILE")
     verdict.add_argument("--junit", type=Path, metavar="FILE")
-    verdict.add_argument("--html", type=Path, metavar="FILE", help="Locust's own HTML report")
+    verdict.add_argument("--report-html", type=Path, metavar="FILE",
+                         help="the verdict as one HTML page (thresholds, stats per request name)")
+    verdict.add_argument("--html", type=Path, metavar="FILE", help="Locust's own HTML report (charts)")
     verdict.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve live Prometheus metrics")
     dist = parser.add_argument_group("several machines")
     dist.add_argument("--master", action="store_true", help="run the master; workers join from elsewhere")
@@ -98,6 +101,7 @@ class LoadOptions(BaseModel):
     abort_grace: float
     report_json: Path | None
     junit: Path | None
+    report_html: Path | None
     html: Path | None
     metrics_listen: tuple[str, int] | None
     master: bool
@@ -272,8 +276,10 @@ def handle(args: argparse.Namespace) -> int:
             raise CannotRun(_no_stats_message(outcome))
         raw = reports.load_raw(stats_path)
     if outcome.interrupted:
-        print("probe-agent load: interrupted; judging the run so far", file=sys.stderr, flush=True)
-    return _judge(raw, thresholds, options)
+        print("probe-agent load: interrupted; reporting the run so far", file=sys.stderr, flush=True)
+    code = _judge(raw, thresholds, options, interrupted=outcome.interrupted)
+    # As a shell reports a command killed by a signal: 130 for Ctrl-C, 143 for SIGTERM.
+    return 128 + (outcome.signal or signal.SIGINT) if outcome.interrupted else code
 
 
 def _worker_exit(outcome: Outcome) -> int:
@@ -295,12 +301,15 @@ def _no_stats_message(outcome: Outcome) -> str:
     )
 
 
-def _judge(raw: reports.RawRun, thresholds: list[Threshold], options: LoadOptions) -> int:
-    report = reports.build_report(raw, thresholds)
+def _judge(raw: reports.RawRun, thresholds: list[Threshold], options: LoadOptions, *,
+           interrupted: bool = False) -> int:
+    report = reports.build_report(raw, thresholds, interrupted=interrupted)
     if options.report_json is not None:
         reports.write_json(report, options.report_json)
     if options.junit is not None:
         reports.write_junit(report, options.junit)
+    if options.report_html is not None:
+        reports.write_html(report, options.report_html)
     # Locust expands {u}/{r}/{t} in the HTML file name itself, so only a literal name can be checked.
     if options.html is not None and "{" not in options.html.name and not options.html.exists():
         print(f"probe-agent load: warning: Locust wrote no HTML report to {options.html}", file=sys.stderr)

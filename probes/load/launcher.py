@@ -84,6 +84,8 @@ class Outcome:
     worker_returncodes: list[int | None]
     timed_out: bool = False
     interrupted: bool = False
+    signal: int | None = None
+    """The signal that interrupted the run (SIGINT for Ctrl-C, SIGTERM for a cancelled job)."""
 
 
 def _base(run: LocustRun) -> list[str]:
@@ -129,8 +131,18 @@ def worker_argv(run: LocustRun, master_host: str, master_port: int) -> list[str]
     ]  # fmt: skip
 
 
+def _child_setup() -> None:
+    """In the child, before exec: Ctrl-C in a terminal signals the whole process group, and Locust would
+    answer it with a KeyboardInterrupt traceback; we stop the children ourselves (SIGTERM, so that they
+    still write their stats). And SIGTERM when the parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
 def die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux); best effort elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
@@ -149,8 +161,7 @@ def child_env(run: LocustRun) -> dict[str, str]:
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    preexec = die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
 
 
 def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
@@ -229,4 +240,5 @@ def launch(run: LocustRun, poll_interval: float = 0.1) -> Outcome:
         worker_returncodes=[w.returncode for w in workers],
         timed_out=timed_out,
         interrupted=flag.signum is not None,
+        signal=flag.signum,
     )

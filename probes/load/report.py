@@ -12,12 +12,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from probes import junit
 from probes.load.thresholds import Observation, Threshold, ThresholdResult, evaluate_all
+from probes.page_style import style_tag
 
 
 class RawEntry(BaseModel):
@@ -154,6 +156,8 @@ class LoadReport:
     results: list[ThresholdResult]
     total: Observation
     by_name: dict[str, Observation]
+    interrupted: bool = False
+    """Stopped by a signal before its run time: judged on what ran, but never a pass."""
 
     @property
     def requests(self) -> int:
@@ -161,12 +165,13 @@ class LoadReport:
 
     @property
     def passed(self) -> bool:
-        return self.requests > 0 and all(result.passed for result in self.results)
+        return self.requests > 0 and not self.interrupted and all(result.passed for result in self.results)
 
     def as_dict(self) -> dict[str, object]:
         """The JSON report contract: exactly these keys."""
         return {
             "passed": self.passed,
+            "interrupted": self.interrupted,
             "thresholds": [result.as_dict() for result in self.results],
             "stats": summary(self.total),
             "by_name": {name: summary(data) for name, data in sorted(self.by_name.items())},
@@ -178,7 +183,7 @@ class LoadReport:
         }
 
 
-def build_report(raw: RawRun, thresholds: list[Threshold]) -> LoadReport:
+def build_report(raw: RawRun, thresholds: list[Threshold], *, interrupted: bool = False) -> LoadReport:
     elapsed = raw.elapsed_for_rps
     groups: dict[str, list[RawEntry]] = {}
     for entry in raw.entries:
@@ -186,7 +191,8 @@ def build_report(raw: RawRun, thresholds: list[Threshold]) -> LoadReport:
     merged = {name: merge_entries(name, entries) for name, entries in groups.items()}
     by_name = {name: observation(entry, elapsed) for name, entry in merged.items()}
     total = observation(raw.total, elapsed)
-    return LoadReport(raw=raw, results=evaluate_all(thresholds, total, by_name), total=total, by_name=by_name)
+    return LoadReport(raw=raw, results=evaluate_all(thresholds, total, by_name), total=total, by_name=by_name,
+                      interrupted=interrupted)
 
 
 def load_raw(path: Path) -> RawRun:
@@ -229,6 +235,9 @@ def junit_xml(report: LoadReport) -> str:
         ("workers", raw.workers), ("aborted", raw.aborted or ""), *stats.items()]}
     cases = [junit.Case(name="requests were made", classname=classname,
                         failure=None if report.requests else "no requests were made", failure_type="no_requests")]
+    if report.interrupted:
+        cases.append(junit.Case(name="ran to the end", classname=classname, failure_type="interrupted",
+                                failure=f"interrupted after {raw.duration_seconds:.1f}s"))
     for result in report.results:
         cases.append(junit.Case(
             name=result.expr, classname=classname, failure_type="threshold",
@@ -260,5 +269,49 @@ def console_lines(report: LoadReport) -> list[str]:
         lines.append(f"  {verdict}  {result.expr:<28} {describe(result)}")
     if not report.requests:
         lines.append("  FAIL  no requests were made")
-    lines.append(f"probe-agent load: {'PASSED' if report.passed else 'FAILED'}")
+    if report.interrupted:
+        lines.append(f"probe-agent load: INTERRUPTED after {report.raw.duration_seconds:.1f}s "
+                     "(the thresholds above describe the part that ran; an interrupted run never passes)")
+    else:
+        lines.append(f"probe-agent load: {'PASSED' if report.passed else 'FAILED'}")
     return lines
+
+
+def to_html(report: LoadReport) -> str:
+    """The verdict as one self-contained page in the look of the status page and the drill report."""
+    raw = report.raw
+    verdict = ("interrupted", "fail") if report.interrupted else (("passed", "pass") if report.passed
+                                                                  else ("failed", "fail"))
+    title = f"Load {raw.scenario} against {raw.host or '-'}: {verdict[0].upper()}"
+    rows = "".join(
+        f"<tr><td><code>{escape(r.expr)}</code></td><td><span class='badge {'pass' if r.passed else 'fail'}'>"
+        f"{'PASS' if r.passed else 'FAIL'}</span></td><td>{escape(describe(r))}</td></tr>"
+        for r in report.results)
+    columns = ("requests", "failures", "error_rate", "rps", "avg_ms", "p50_ms", "p95_ms", "p99_ms")
+
+    def stats_row(name: str, data: Observation) -> str:
+        values = summary(data)
+        cells = "".join(f"<td class='num'>{_cell(values[c], c)}</td>" for c in columns)
+        return f"<tr><td>{escape(name)}</td>{cells}</tr>"
+
+    stats = stats_row("all requests", report.total) + "".join(
+        stats_row(name, data) for name, data in sorted(report.by_name.items()))
+    head = "".join(f"<th class='num'>{c.replace('_', ' ')}</th>" for c in columns)
+    facts = (f"{raw.users} users · {raw.duration_seconds:.1f}s · region {escape(raw.region or '-')}"
+             + (f" · aborted early: {escape(raw.aborted)}" if raw.aborted else ""))
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"{style_tag()}</head><body><h1>{escape(title)}</h1>"
+            f"<p><span class='badge {verdict[1]}'>{verdict[0].upper()}</span> <span class='muted'>{facts}</span></p>"
+            "<h2>Thresholds</h2>"
+            f"<table><tr><th>threshold</th><th>result</th><th>observed</th></tr>{rows}</table>"
+            f"<h2>Requests</h2><table><tr><th>name</th>{head}</tr>{stats}</table></body></html>\n")
+
+
+def _cell(value: float | int, column: str) -> str:
+    if column == "error_rate":
+        return f"{float(value) * 100:.2f}%"
+    return f"{value}" if isinstance(value, int) else f"{value:.1f}"
+
+
+def write_html(report: LoadReport, path: Path) -> None:
+    _write(path, to_html(report))

@@ -1,14 +1,13 @@
 """Where `--scenario` points: a bundled scenario name (`search`, `health`) or any locustfile path.
 
-Bundled scenarios live in the top-level `scenarios/` directory. It is found next to the `probes`
-package (a source checkout or an editable install), as an installed `scenarios` package (found
-without importing it), wherever `PROBE_AGENT_SCENARIOS` points, or, last, in `./scenarios` (a
-container that copied the source tree and installed the package from it).
+Bundled scenarios live in the top-level `scenarios/` directory of the source tree and are installed as
+`probes/_scenarios` (inside our own namespace). They are found wherever `PROBE_AGENT_SCENARIOS` points,
+inside the installed package, next to the `probes` package (a source checkout or an editable install),
+or, last, in `./scenarios`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -23,13 +22,9 @@ def _candidates() -> list[Path]:
     found: list[Path] = []
     if env := os.environ.get(ENV_VAR):
         found.append(Path(env))
-    found.append(Path(__file__).resolve().parents[2] / "scenarios")
-    try:
-        spec = importlib.util.find_spec("scenarios")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        found.extend(Path(location) for location in spec.submodule_search_locations)
+    package = Path(__file__).resolve().parents[1]
+    found.append(package / "_scenarios")  # installed (a wheel)
+    found.append(package.parent / "scenarios")  # a source checkout
     found.append(Path.cwd() / "scenarios")
     return found
 

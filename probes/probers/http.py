@@ -10,6 +10,7 @@ from pydantic import Field
 from probes.config.models import Expect, ProbeBase, RequestFields, TlsConfig
 from probes.errors import ProbeFailed
 from probes.probers._http.certs import not_after
+from probes.probers._http.exchange import build_exchange
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
@@ -84,17 +85,20 @@ class HttpProber(Prober):
         cfg = self.config
         start = time.perf_counter()
         args = {**self._args, "params": self.params_for(ctx)}
+        secret = getattr(cfg, "secret_headers", ())
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
         except ProbeFailed as exc:
+            exchange = build_exchange(cfg.method, cfg.url, args, None, error=exc.message, secret_headers=secret)
             return self.failure(exc.reason, exc.message,
-                                       time.perf_counter() - start, target=cfg.url)
+                                       time.perf_counter() - start, target=cfg.url, exchanges=[exchange])
         view = ResponseView(resp)
         samples: list[Sample] = []
+        exchange = build_exchange(cfg.method, cfg.url, args, resp, secret_headers=secret)
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
             status_code=resp.status, phases=resp.phases, target=cfg.url, samples=samples,
-            cert_expiry=not_after(resp.cert_der) if resp.cert_der else None,
+            cert_expiry=not_after(resp.cert_der) if resp.cert_der else None, exchanges=[exchange],
         )
         try:
             check_response(cfg.expect, view)
@@ -104,6 +108,7 @@ class HttpProber(Prober):
                 raise failed
         except ProbeFailed as failed:
             result.success, result.reason, result.message = False, failed.reason, failed.message
+            exchange.error = failed.message
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.message, result.degraded = (

@@ -32,10 +32,11 @@ from probes.fingerprint import answer_details, fingerprint_sample, total_value
 from probes.jsonpaths import compile_path, find
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpClient, HttpResponse
+from probes.probers._http.exchange import build_exchange
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
-from probes.result import ProbeResult, StepResult
+from probes.result import Exchange, ProbeResult, StepResult
 
 
 class ExtractRule(Strict):
@@ -94,7 +95,8 @@ class Step(Strict):
     fingerprint: StepFingerprint | None = Field(default=None, json_schema_extra=_also_true)
     """`true` (hits at $.hits, ids in `id`) or a mapping: export this step's answer fingerprint."""
 
-    @field_validator("extract", mode="before")
+    # The schema shows the shorthand too (`token: "$.access_token"`), or editors would flag the README's example.
+    @field_validator("extract", mode="before", json_schema_input_type=dict[str, ExtractRule | str])
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _extract_shorthand(value)
@@ -302,6 +304,7 @@ class _PreparedStep:
 class _Outcome:
     result: StepResult
     response: HttpResponse | None = None
+    exchange: Exchange | None = None
     answer: dict[str, Any] | None = None
     """The step's search answer (fingerprint, top ids, total) when it opted in with `fingerprint:`."""
 
@@ -342,6 +345,7 @@ class ScriptedProber(Prober):
         deadline = start + ctx.timeout
         variables: dict[str, Any] = {}
         steps: list[StepResult] = []
+        exchanges: list[Exchange] = []
         phases = dict.fromkeys(PHASES, 0.0)
         cert_expiry: float | None = None
         status_code = 0
@@ -356,6 +360,8 @@ class ScriptedProber(Prober):
             steps.append(outcome.result)
             if outcome.answer is not None:
                 answers[step.name] = outcome.answer
+            if outcome.exchange is not None:
+                exchanges.append(outcome.exchange)
             resp = outcome.response
             if resp is not None:
                 for phase, seconds in resp.phases.items():
@@ -374,6 +380,7 @@ class ScriptedProber(Prober):
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=failed is None, duration_seconds=duration,
             status_code=status_code, phases=phases, cert_expiry=cert_expiry, steps=steps, target=self._target,
+            exchanges=exchanges,
         )
         if answers:
             result.details["steps"] = answers
@@ -405,14 +412,17 @@ class ScriptedProber(Prober):
             return _Outcome(StepResult(step.name, False, 0.0, "timeout",
                                        f"not started: the probe's {timeout:g}s timeout was used up",
                                        optional=cfg.optional))
+        secret = getattr(self.config, "secret_headers", ())
         try:
             resp = await http.request(step.method, url, timeout=left, tls=self.config.tls, **args)
         except ProbeFailed as exc:
             message = exc.message
             if exc.reason == "timeout":
                 message = f"{message} (the probe's {timeout:g}s timeout covers all steps)"
+            exchange = build_exchange(step.method, url, args, None, step=step.name, error=message,
+                                      secret_headers=secret, hide=variables.values())
             return _Outcome(StepResult(step.name, False, time.perf_counter() - started, exc.reason, message,
-                                       optional=cfg.optional))
+                                       optional=cfg.optional), exchange=exchange)
         result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
         view = ResponseView(resp)
         answer = None
@@ -424,8 +434,12 @@ class ScriptedProber(Prober):
                 answer = _answer(view, step.fingerprint)
         except ProbeFailed as failure:
             result.success, result.reason, result.message = False, failure.reason, failure.message
-            return _Outcome(result, resp)
+            return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
+                                                         error=failure.message, secret_headers=secret,
+                                                         hide=variables.values()))
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.degraded = verdict.success, verdict.reason, verdict.degraded
         result.message = verdict.message or f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
-        return _Outcome(result, resp, answer)
+        # Built after the extractors ran: a token extracted from this response is redacted in its body.
+        return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
+                                                     secret_headers=secret, hide=variables.values()), answer)

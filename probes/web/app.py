@@ -1,6 +1,9 @@
-"""The agent's HTTP server: /metrics, / (status page), /-/healthy, /-/ready, POST /-/reload, /api/results."""
+"""The agent's HTTP server: /metrics, / (status page), /probes/NAME (history and debug record, `?debug=true`
+as text), POST /probes/NAME/run, /-/healthy, /-/ready, POST /-/reload, /api/results."""
 
 from __future__ import annotations
+
+import time
 
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
@@ -8,10 +11,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from probes.web.debug_text import debug_text
+from probes.web.probe_page import DEFAULT_REFRESH as PROBE_REFRESH
+from probes.web.probe_page import render_probe_page
+from probes.web.status_page import DEFAULT_REFRESH as STATUS_REFRESH
 from probes.web.status_page import render_status_page
 from probes.web.view import AgentView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _refresh(request: Request, default: int) -> int:
+    """`?refresh=N` seconds (0: never) for a wall screen or a test; anything odd falls back to the default."""
+    try:
+        return max(0, min(3600, int(request.query_params.get("refresh", default))))
+    except ValueError:
+        return default
 
 
 def create_app(agent: AgentView) -> Starlette:
@@ -37,7 +52,25 @@ def create_app(agent: AgentView) -> Starlette:
         return JSONResponse([{**r.to_dict(), **where} for r in agent.latest.values()])
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(render_status_page(agent))
+        return HTMLResponse(render_status_page(agent, refresh=_refresh(request, STATUS_REFRESH)))
+
+    async def probe_page(request: Request) -> Response:
+        name = request.path_params["name"]
+        prober = agent.probers().get(name)
+        history = agent.probe_history(name)
+        if prober is None or history is None:
+            return PlainTextResponse(f"unknown probe {name!r}\n", status_code=404)
+        if request.query_params.get("debug", "").lower() in ("true", "1", "yes"):
+            return PlainTextResponse(debug_text(name, prober.config.type, prober.config.target(), history,
+                                                time.time()))
+        return HTMLResponse(render_probe_page(agent, prober, history, refresh=_refresh(request, PROBE_REFRESH)))
+
+    async def run_now(request: Request) -> Response:
+        name = request.path_params["name"]
+        result = await agent.run_probe_now(name)
+        if result is None:
+            return JSONResponse({"error": f"unknown probe {name!r}"}, status_code=404)
+        return JSONResponse(result.to_dict())
 
     return Starlette(routes=[
         Route("/", index),
@@ -46,4 +79,6 @@ def create_app(agent: AgentView) -> Starlette:
         Route("/-/ready", ready, methods=["GET", "HEAD"]),
         Route("/-/reload", reload, methods=["POST", "PUT"]),
         Route("/api/results", results),
+        Route("/probes/{name}", probe_page),
+        Route("/probes/{name}/run", run_now, methods=["POST"]),
     ])

@@ -3,7 +3,7 @@ ask for a reload, and never import the agent that wires them up."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,54 @@ class SelfMetrics(Protocol):
 
 class MetricsText(Protocol):
     def render(self) -> str: ...
+
+
+class RunView(Protocol):
+    """One past run, as the history keeps it."""
+
+    @property
+    def started_at(self) -> float: ...
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def degraded(self) -> bool: ...
+
+    @property
+    def duration_seconds(self) -> float: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+class ProbeHistoryView(Protocol):
+    @property
+    def size(self) -> int:
+        """How many runs are kept (`agent.history`)."""
+        ...
+
+    @property
+    def runs(self) -> Sequence[RunView]:
+        """Oldest first, at most `agent.history` of them."""
+        ...
+
+    @property
+    def last(self) -> ProbeResult | None: ...
+
+    @property
+    def last_failure(self) -> ProbeResult | None: ...
+
+    @property
+    def state(self) -> str:
+        """up, degraded, down or pending."""
+        ...
+
+    @property
+    def state_since(self) -> float | None: ...
+
+    @property
+    def success_ratio(self) -> float | None: ...
 
 
 class AgentView(Protocol):
@@ -47,3 +95,9 @@ class AgentView(Protocol):
     def probers(self) -> Mapping[str, Prober]: ...
 
     async def reload(self) -> tuple[bool, str]: ...
+
+    def probe_history(self, name: str) -> ProbeHistoryView | None: ...
+
+    async def run_probe_now(self, name: str) -> ProbeResult | None:
+        """Run a configured probe now (its result reaches every sink); None for an unknown name."""
+        ...

@@ -23,7 +23,8 @@ from tests.support.processes import cli, run_cli, started, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 STATS_KEYS = {"requests", "failures", "rps", "error_rate", "avg_ms", "p50_ms", "p95_ms", "p99_ms"}
-REPORT_KEYS = {"passed", "thresholds", "stats", "by_name", "scenario", "host", "region", "users", "duration_seconds"}
+REPORT_KEYS = {"passed", "interrupted", "thresholds", "stats", "by_name", "scenario", "host", "region", "users",
+               "duration_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +251,31 @@ def test_sigterm_stops_gracefully_with_reports(target: Target, marker: dict[str,
         wait_until(lambda: (sample_value(scrape(url), "probe_load_requests_total", {"name": "health"}) or 0) > 0,
                    timeout=15, what="requests from the worker")
         os.kill(run.proc.pid, signal.SIGTERM)
-        assert run.proc.wait(timeout=20) == 0, run.text()
+        assert run.proc.wait(timeout=20) == 128 + signal.SIGTERM, run.text()
     assert "interrupted" in run.text()
-    assert json.loads(report.read_text())["stats"]["requests"] > 0
+    doc = json.loads(report.read_text())
+    assert doc["stats"]["requests"] > 0
+    assert doc["interrupted"] is True and doc["passed"] is False
+
+
+def test_ctrl_c_reports_an_interrupted_run_without_a_traceback(target: Target, marker: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: probe-agent and the Locust processes alike."""
+    report, junit, page = tmp_path / "load.json", tmp_path / "junit.xml", tmp_path / "load.html"
+    command = cli("load", "--scenario", "health", "--host", target.url, "--users", "2", "--run-time", "60s",
+                  "--metrics-listen", "127.0.0.1:0", "--report-json", str(report), "--junit", str(junit),
+                  "--report-html", str(page))
+    with started(command, expect=["load metrics"], env=marker) as run:
+        url = run.urls["load metrics"]
+        wait_until(lambda: (sample_value(scrape(url), "probe_load_requests_total", {"name": "health"}) or 0) > 0,
+                   timeout=15, what="the first requests")
+        os.killpg(run.proc.pid, signal.SIGINT)
+        assert run.proc.wait(timeout=30) == 130, run.text()
+    output = run.text()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "probe-agent load: INTERRUPTED after" in output and "PASSED" not in output
+    doc = json.loads(report.read_text())
+    assert doc["interrupted"] is True and doc["passed"] is False and doc["stats"]["requests"] > 0
+    assert doc["duration_seconds"] < 30
+    assert 'type="interrupted"' in junit.read_text()
+    assert "INTERRUPTED" in page.read_text()

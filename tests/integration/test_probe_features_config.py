@@ -81,7 +81,7 @@ def test_a_good_scripted_config_passes(tmp_path: Path) -> None:
     path.write_text(GOOD)
     proc = run_cli("check-config", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "OK (1 probes)" in proc.stdout
+    assert "OK (1 probe)" in proc.stdout
 
 
 def test_every_mistake_is_reported_with_file_line_and_field(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import trustme
 from aiohttp import web
 
 from tests.support.httpserver import run_agent, serve_aiohttp
-from tests.support.processes import once_results
+from tests.support.processes import once_results, run_cli
 from tests.support.tls import ServerCert, issue
 
 
@@ -89,7 +89,7 @@ probes:
     tls: {{ca_file: "{s.good_cert.ca_file}", cert_file: "{s.client_cert.cert_file}",
            key_file: "{s.client_cert.key_file}"}}
   - {{name: client-cert-missing, type: http, url: "{s.mtls}/", tls: {{ca_file: "{s.good_cert.ca_file}"}}}}
-  - {{name: ca-file-missing, type: http, url: "{s.good}/", tls: {{ca_file: /nonexistent/ca.pem}}}}
+  - {{name: ca-file-garbage, type: http, url: "{s.good}/", tls: {{ca_file: "{garbage}"}}}}
   - name: scripted-https
     type: scripted
     tls: {{ca_file: "{s.good_cert.ca_file}"}}
@@ -106,7 +106,9 @@ probes:
 @pytest.fixture(scope="module")
 def config(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tls-config") / "agent.yaml"
-    path.write_text(PROBES.format(s=servers))
+    garbage = path.parent / "garbage-ca.pem"  # readable at load, not a certificate: fails at run time
+    garbage.write_text("not a certificate\n")
+    path.write_text(PROBES.format(s=servers, garbage=garbage))
     return path
 
 
@@ -157,10 +159,20 @@ def test_a_client_certificate_is_presented(results: dict[str, dict[str, Any]]) -
     assert results["client-cert-missing"]["success"] is False
 
 
-def test_an_unreadable_ca_file_fails_with_tls(results: dict[str, dict[str, Any]]) -> None:
-    missing = results["ca-file-missing"]
-    assert (missing["success"], missing["reason"]) == (False, "tls")
-    assert "cannot load the TLS files" in missing["message"]
+def test_a_ca_file_that_is_no_certificate_fails_with_tls(results: dict[str, dict[str, Any]]) -> None:
+    garbage = results["ca-file-garbage"]
+    assert (garbage["success"], garbage["reason"]) == (False, "tls")
+    assert "cannot load the TLS files" in garbage["message"]
+
+
+def test_a_missing_ca_file_is_a_config_error_naming_it(tmp_path: Path, servers: Servers) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(f'probes:\n  - {{name: x, type: http, url: "{servers.good}/",\n'
+                    '       tls: {ca_file: /nonexistent/ca.pem}}\n')
+    proc = run_cli("once", "--config", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"{path}:3: probes[0].tls.ca_file: cannot read /nonexistent/ca.pem: "
+                                   "No such file or directory")
 
 
 def test_scripted_steps_use_the_probe_tls_settings(results: dict[str, dict[str, Any]]) -> None:

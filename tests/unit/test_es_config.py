@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from probes.agent.config_file import parse_config
@@ -26,7 +28,7 @@ probes:
     type: elasticsearch
     hosts: [https://es.example.internal:9200]
     api_key: ${ES_API_KEY}
-    tls: {ca_file: /etc/ssl/es-ca.pem}
+    tls: {ca_file: CA_FILE}
     check: freshness
     index: probe-canary
     timeout: 10s
@@ -40,8 +42,10 @@ sinks:
 """
 
 
-def test_valid_agent_yaml() -> None:
-    config = parse_config(VALID, "agent.yaml", env={"ES_API_KEY": "k", "ES_PASSWORD": "p"})
+def test_valid_agent_yaml(tmp_path: Path) -> None:
+    ca = tmp_path / "es-ca.pem"  # read at load: a missing CA file is a config error naming it
+    ca.write_text("not checked until the client starts\n")
+    config = parse_config(VALID.replace("CA_FILE", str(ca)), "agent.yaml", env={"ES_API_KEY": "k", "ES_PASSWORD": "p"})
     assert [p.name for p in config.probes] == ["es-cluster", "es-search", "es-freshness"]
     cluster, search, fresh = config.probes
     assert cluster.expect.cluster_status == ["green", "yellow"]
@@ -74,14 +78,14 @@ def probe(**fields: str) -> str:
     ({"hosts": "['h:9200']"}, "probes[0].hosts: 'h:9200' is not an http:// or https:// URL"),
     ({"hosts": "['http://a:9200', 'https://b:9200']"}, "mix http:// and https://"),
     ({"hosts": "[]"}, "probes[0].hosts: List should have at least 1 item"),
-    ({"check": "bogus"}, "probes[0].check: Input should be 'cluster_health', 'search' or 'freshness'"),
+    ({"check": "bogus"}, "probes[0].check: should be 'cluster_health', 'search' or 'freshness', not the text 'bogus'"),
     ({"check": "freshness"}, "check: freshness needs index"),
     ({"check": "freshness", "index": "Canary"}, "not a valid index name"),
     ({"check": "cluster_health", "q": "x"}, "q only apply to check: search"),
     ({"check": "search", "expect": "{cluster_status: [red]}"}, "cluster_status only applies to"),
     ({"check": "search", "expect": "{max_freshness: 1s}"}, "only apply to check: freshness"),
     ({"check": "search", "q": "x", "query": "{match_all: {}}"}, "either query or q"),
-    ({"expect": "{cluster_status: [blue]}"}, "probes[0].expect.cluster_status[0]: Input should be"),
+    ({"expect": "{cluster_status: [blue]}"}, "probes[0].expect.cluster_status[0]: should be"),
     ({"username": "u"}, "give username and password together"),
     ({"api_key": "k", "username": "u", "password": "p"}, "either api_key or username/password"),
     ({"tls": "{server_name: x}"}, "tls.server_name is not supported"),

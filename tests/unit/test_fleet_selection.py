@@ -92,7 +92,7 @@ def test_shards_split_1000_probes_evenly_and_completely(count: int) -> None:
 
 def test_shard_comes_from_the_flag_then_the_environment_then_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config("agent: {shard: 1/4}\n", "a.yaml")
-    assert resolve_shard(parse_config("{}", "b.yaml"), None) == Shard(0, 1)
+    assert resolve_shard(parse_config("probes: []\n", "b.yaml"), None) == Shard(0, 1)
     assert resolve_shard(config, None) == Shard(1, 4)
     monkeypatch.setenv("PROBE_AGENT_SHARD", "2/4")
     assert resolve_shard(config, None) == Shard(2, 4)

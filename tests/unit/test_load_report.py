@@ -71,8 +71,8 @@ def test_report_shape_and_numbers() -> None:
     ])
     report = build_report(raw, parse_thresholds(["p95<100ms", "error_rate<1%", "search:p99<20ms", "rps>10"]))
     doc = report.as_dict()
-    assert set(doc) == {"passed", "thresholds", "stats", "by_name", "scenario", "host", "region", "users",
-                        "duration_seconds"}
+    assert set(doc) == {"passed", "interrupted", "thresholds", "stats", "by_name", "scenario", "host", "region",
+                        "users", "duration_seconds"}
     assert set(doc["stats"]) == STATS_KEYS and set(doc["by_name"]) == {"search", "item"}
     assert all(set(v) == STATS_KEYS for v in doc["by_name"].values())
     stats = doc["stats"]
@@ -126,3 +126,18 @@ def test_junit_escapes_and_console() -> None:
     lines = console_lines(report)
     assert lines[-1] == "probe-agent load: PASSED"
     assert any("PASS  a&b:p95<1s" in line for line in lines)
+
+
+def test_html_report_shows_the_verdict_in_the_shared_look() -> None:
+    from probes.load.report import to_html
+    from probes.page_style import CSS
+
+    raw = raw_run([entry("search", "GET", {5: 80, 50: 20}, failures=3)])
+    page = to_html(build_report(raw, parse_thresholds(["p95<20ms", "error_rate<10%"])))
+    assert CSS in page and "<link" not in page
+    assert "FAILED" in page and "<code>p95&lt;20ms</code>" in page and "badge fail" in page
+    assert "<td>search</td>" in page and "3.00%" in page
+    interrupted = to_html(build_report(raw, parse_thresholds(["error_rate<10%"]), interrupted=True))
+    assert "INTERRUPTED" in interrupted and "PASSED" not in interrupted
+    lines = console_lines(build_report(raw, parse_thresholds(["error_rate<10%"]), interrupted=True))
+    assert lines[-1].startswith("probe-agent load: INTERRUPTED")

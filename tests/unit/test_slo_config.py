@@ -50,9 +50,9 @@ def test_the_contract_example_loads_with_defaults() -> None:
 BAD = [
     # (case, slos text, expected error line)
     ("objective-100", AVAILABILITY.replace("99.9", "100"),
-     "agent.yaml:8: slos[0].objective: Input should be less than 100"),
+     "agent.yaml:8: slos[0].objective: should be less than 100, not the number 100"),
     ("objective-0", AVAILABILITY.replace("99.9", "0"),
-     "agent.yaml:8: slos[0].objective: Input should be greater than 0"),
+     "agent.yaml:8: slos[0].objective: should be greater than 0, not the number 0"),
     ("window-short", AVAILABILITY.replace("30d", "30m"), "agent.yaml:9: slos[0].window: window 30m is shorter than 1h"),
     ("window-not-hours", AVAILABILITY.replace("30d", "90m"),
      "agent.yaml:9: slos[0].window: window 90m is not a whole number of hours"),
@@ -74,7 +74,7 @@ BAD = [
     ("both", "  - {name: x, probes: [search-laptop], probe_regex: 's.*', objective: 99}\n",
      "agent.yaml:6: slos[0]: give either probes or probe_regex"),
     ("unknown-sli", AVAILABILITY + "    sli: freshness\n",
-     "agent.yaml:10: slos[0].sli: Input should be 'availability' or 'latency'"),
+     "agent.yaml:10: slos[0].sli: should be 'availability' or 'latency', not the text 'freshness'"),
     ("unknown-key", AVAILABILITY + "    target: 99\n", "agent.yaml:10: slos[0].target: unknown field"),
 ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class HttpResponse:
     elapsed: float
     phases: dict[str, float] = field(default_factory=dict)
     cert_der: bytes | None = None
+    method: str = "GET"
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    """What was actually sent (with the client's defaults), for the debug view."""
 
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
@@ -231,6 +235,8 @@ class HttpClient:
                         elapsed=end - marks.start,
                         phases=_phases(marks, headers_at, end),
                         cert_der=cert_der,
+                        method=resp.request_info.method,
+                        request_headers=resp.request_info.headers,
                     )
         except TimeoutError:
             stage = "waiting for the response body" if headers_at else "waiting for response headers"
