@@ -22,6 +22,7 @@ from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import PrometheusSink
+from probes.sinks.state_log import StateLogSink
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Agent:
         self.identity = resolve_identity(config, overrides)
         self.metrics = AgentMetrics(self.identity)
         self.prometheus = PrometheusSink(None, self.identity, self.metrics)
+        self.state_log = StateLogSink(None, self.identity, self.metrics)
         self.latest: dict[str, ProbeResult] = {}
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}
@@ -67,7 +69,7 @@ class Agent:
         return dict(self._probers)
 
     def _all_sinks(self) -> list[Sink]:
-        return [self.prometheus, *self._sinks.values()]
+        return [self.prometheus, self.state_log, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
@@ -154,9 +156,11 @@ class Agent:
         selected = [p for n, p in self._probers.items() if names is None or n in names]
         return list(await asyncio.gather(*(self._scheduler.run_limited(p) for p in selected)))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop scheduling; runs in flight get `grace` seconds to finish and deliver their results, then the
+        sinks flush what they hold."""
         self.ready = False
-        await self._scheduler.shutdown()
+        await self._scheduler.shutdown(grace)
         for sink in self._sinks.values():
             await sink.aclose()
         for prober in self._probers.values():

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from probes.cli_flags import add_log_arguments, add_web_config_argument
+
 
 def add_parser(subparsers: Any) -> None:
     run = subparsers.add_parser("run", help="run the agent: scheduled probes, /metrics, status page")
@@ -15,6 +17,8 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--region", help="region label (overrides agent.region and PROBE_AGENT_REGION)")
     run.add_argument("--agent-id", help="agent label (overrides agent.id)")
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
+    add_web_config_argument(run)
+    add_log_arguments(run)
     run.set_defaults(handler=_run)
 
     once = subparsers.add_parser("once", help="run each (selected) probe once and print the results")
@@ -34,11 +38,14 @@ def add_parser(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
-    from probes.agent.serve import serve, setup_logging
+    from probes.agent.serve import serve
+    from probes.config.web_config import web_security
+    from probes.log_format import setup_logging
 
-    setup_logging()
+    setup_logging(args.log_level, args.log_format)
+    security = web_security(args)
     agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
-    return asyncio.run(serve(agent))
+    return asyncio.run(serve(agent, security))
 
 
 def _once(args: argparse.Namespace) -> int:

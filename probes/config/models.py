@@ -10,6 +10,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probes.durations import Duration
+from probes.redaction import register_secret, secret_header
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
@@ -126,6 +127,26 @@ class AgentSection(Strict):
     id: str = Field(default_factory=socket.gethostname)
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
+    shutdown_grace: Duration = 5.0
+    """On SIGTERM/SIGINT, how long probes already running may take to finish before they are cancelled."""
+
+    @field_validator("shutdown_grace")
+    @classmethod
+    def _grace(cls, value: float) -> float:
+        if not 0 <= value <= 3600:
+            raise ValueError("shutdown_grace must be between 0s and 1h")
+        return value
+
+
+def register_header_secrets(headers: dict[str, str], extra: list[str]) -> None:
+    """Values of credential headers written into the file are secrets too, not only `${VAR}` ones; the
+    credential after a scheme word (`Bearer abc`) on its own as well, as messages may quote just that."""
+    for name, value in headers.items():
+        if secret_header(name, extra):
+            register_secret(value)
+            _, _, credential = value.partition(" ")
+            if credential and "${" not in credential:
+                register_secret(credential)
 
 
 class Defaults(Strict):
@@ -133,6 +154,13 @@ class Defaults(Strict):
     timeout: Duration = DEFAULT_TIMEOUT
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: list[str] = Field(default_factory=list)
+    """Headers besides Authorization, Proxy-Authorization, Cookie and X-Api-Key whose values are secrets."""
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Defaults:
+        register_header_secrets(self.headers, self.secret_headers)
+        return self
 
 
 class RequestFields(Strict):
@@ -149,6 +177,9 @@ class RequestFields(Strict):
     """Keep connections alive between runs; by default each run measures a fresh connection."""
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
     """Default: `defaults.max_body_bytes`."""
+    secret_headers: list[str] = Field(default_factory=list)
+    """Headers besides Authorization, Proxy-Authorization, Cookie and X-Api-Key whose values are secrets:
+    never shown in results, pages or logs (e.g. [X-My-Token])."""
 
     @field_validator("url")
     @classmethod
@@ -169,6 +200,7 @@ class RequestFields(Strict):
         bodies = [k for k in ("json_body", "body", "form") if getattr(self, k) is not None]
         if len(bodies) > 1:
             raise ValueError("give only one of json, body, form")
+        register_header_secrets(self.headers, self.secret_headers)
         return self
 
 

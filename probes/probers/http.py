@@ -12,6 +12,7 @@ from probes.errors import ProbeFailed
 from probes.probers._http.certs import not_after
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
+from probes.redaction import redact_text, redact_url
 from probes.result import ProbeResult, Sample
 
 
@@ -25,7 +26,7 @@ class HttpRequestConfig(ProbeBase, RequestFields):
         return [self]
 
     def target(self) -> str:
-        return self.url
+        return redact_url(self.url)
 
 
 class HttpProbeConfig(HttpRequestConfig):
@@ -65,6 +66,7 @@ class HttpProber(Prober):
     def __init__(self, config: HttpRequestConfig) -> None:
         super().__init__(config)
         self._args = request_arguments(config)
+        self._target = config.target()
 
     def params_for(self, ctx: RunContext) -> dict[str, Any] | None:
         params: dict[str, Any] | None = self._args["params"]
@@ -81,13 +83,12 @@ class HttpProber(Prober):
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
         except ProbeFailed as exc:
-            return self.failure(exc.reason, exc.message,
-                                       time.perf_counter() - start, target=cfg.url)
+            return self.failure(exc.reason, exc.message, time.perf_counter() - start, target=self._target)
         view = ResponseView(resp)
         samples: list[Sample] = []
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
-            status_code=resp.status, phases=resp.phases, target=cfg.url, samples=samples,
+            status_code=resp.status, phases=resp.phases, target=self._target, samples=samples,
             cert_expiry=not_after(resp.cert_der) if resp.cert_der else None,
         )
         try:
@@ -97,7 +98,7 @@ class HttpProber(Prober):
             if failed is not None:
                 raise failed
         except ProbeFailed as failed:
-            result.success, result.reason, result.message = False, failed.reason, failed.message
+            result.success, result.reason, result.message = False, failed.reason, redact_text(failed.message)
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.message, result.degraded = (
