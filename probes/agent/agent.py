@@ -48,6 +48,8 @@ class Agent:
         self.metrics = AgentMetrics(self.identity)
         self.prometheus = PrometheusSink(None, self.identity, self.metrics)
         self.state_log = StateLogSink(None, self.identity, self.metrics)
+        self._log_states = False
+        """Only a running agent logs state changes; `once` prints its results instead."""
         self.latest: dict[str, ProbeResult] = {}
         self.last_reload_error: str | None = None
         self._sinks: dict[str, Sink] = {}
@@ -69,7 +71,8 @@ class Agent:
         return dict(self._probers)
 
     def _all_sinks(self) -> list[Sink]:
-        return [self.prometheus, self.state_log, *self._sinks.values()]
+        logged = [self.state_log] if self._log_states else []
+        return [self.prometheus, *logged, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
@@ -84,6 +87,7 @@ class Agent:
 
     async def start(self, *, schedule: bool = True) -> None:
         """Build probers and sinks; with `schedule`, run them on their intervals (`once` does not)."""
+        self._log_states = schedule
         await self._apply(self.config, first=True, sinks=schedule)
         if schedule:
             self._scheduler.start()
