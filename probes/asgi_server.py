@@ -180,18 +180,24 @@ async def _respond(send: Send, status: int, text: str, headers: list[tuple[bytes
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimit:
-    """413 for a declared body over the limit; a chunked one that grows past it ends as a disconnect."""
+class SizeLimits:
+    """431 for a header block over the limit (h11's own limit only applies to headers arriving in pieces),
+    413 for a declared body over the limit; a chunked one that grows past it ends as a disconnect."""
 
-    def __init__(self, app: App, max_bytes: int) -> None:
+    def __init__(self, app: App, max_bytes: int, max_header_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or ()).get(b"content-length")
+        headers = scope.get("headers") or ()
+        if sum(len(k) + len(v) + 4 for k, v in headers) > self.max_header_bytes:
+            await _respond(send, 431, f"request headers over {self.max_header_bytes} bytes\n")
+            return
+        length = dict(headers).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _respond(send, 413, f"request body over {self.max_bytes} bytes\n")
             return
@@ -292,7 +298,7 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
 def protect(app: App, security: WebSecurity | None, limits: Limits) -> App:
     """The app as served: body limit inside, basic auth outside (an unauthenticated client's body is
     never read)."""
-    wrapped: App = BodyLimit(app, limits.max_body_bytes)
+    wrapped: App = SizeLimits(app, limits.max_body_bytes, limits.max_header_bytes)
     if security is not None and security.users:
         wrapped = BasicAuth(wrapped, security.users)
     return wrapped
