@@ -116,12 +116,16 @@ class Scheduler:
         """Stop scheduling; let runs in flight finish (and deliver) for up to `grace` seconds, then cancel
         the rest, so nothing uses the client after it closes."""
         self._stopping = True
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
         running = list(self._running)
         if running and grace > 0:
+            # Not shut down yet: APScheduler's shutdown cancels the jobs it started. Paused, it starts no
+            # more, and `_stopping` makes any job already due return at once.
+            if self._scheduler.running:
+                self._scheduler.pause()
             log.info("waiting up to %gs for %d running probe(s)", grace, len(running))
             await asyncio.wait(running, timeout=grace)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
