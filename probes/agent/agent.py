@@ -19,6 +19,7 @@ from probes.errors import ConfigError
 from probes.identity import AgentIdentity
 from probes.probers import Prober, build_prober
 from probes.probers._http.client import HttpClient
+from probes.redaction import redact_text
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import PrometheusSink
@@ -149,9 +150,11 @@ class Agent:
                 await self._apply(config)
             except ConfigError as exc:
                 self.metrics.reload_success.set(0)
-                self.last_reload_error = str(exc)
-                log.error("reload failed, keeping the running config:\n%s", exc)
-                return False, str(exc)
+                # Shown on the status page and returned by /-/reload: a message may quote a rejected value.
+                message = redact_text(str(exc))
+                self.last_reload_error = message
+                log.error("reload failed, keeping the running config:\n%s", message)
+                return False, message
             self.last_reload_error = None
             log.info("reloaded %s: %d probes", self.config_path, len(self._probers))
             return True, f"reloaded: {len(self._probers)} probes"

@@ -57,3 +57,15 @@ sinks:
 """)
     load_config(str(path))
     assert redact_text("in-the-url-pw sink-api-key-value") == f"{REDACTED} {REDACTED}"
+
+
+def test_a_config_error_quoting_a_url_does_not_show_its_password(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from probes.cli import main
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("probes:\n  - {name: a, type: http, url: 'ftp://user:rejected-pw-991@host/x'}\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "rejected-pw-991" not in err
+    assert f"{path}:2: probes[0].url: 'ftp://<redacted>@host/x' is not an http:// or https:// URL" in err
