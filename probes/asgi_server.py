@@ -132,14 +132,25 @@ class _GuardedH11(H11Protocol):
     (and a file descriptor) forever."""
 
     header_timeout = DEFAULT_LIMITS.header_timeout
+    max_connections = DEFAULT_LIMITS.max_connections
+    _header_deadline: asyncio.TimerHandle | None = None
+    _waiting_for: Any = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._header_deadline = None
+        if len(self.connections) > self.max_connections:
+            # uvicorn's own cap answers 503 only once a request has arrived, holding the descriptor until
+            # then (forever, from a client that sends nothing): over the cap, answer and close at once.
+            transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
+                            b"content-length: 20\r\nconnection: close\r\n\r\ntoo many connections")
+            transport.close()
+            return
         self._arm()
 
     def _arm(self) -> None:
         self._waiting_for = self.cycle
-        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
+        self._header_deadline = self.loop.call_later(
             self.header_timeout, self._headers_too_slow)
 
     def _disarm(self) -> None:
@@ -169,7 +180,8 @@ class _GuardedH11(H11Protocol):
 
 
 def _guarded_protocol(limits: Limits) -> type[_GuardedH11]:
-    return type("GuardedH11", (_GuardedH11,), {"header_timeout": limits.header_timeout})
+    return type("GuardedH11", (_GuardedH11,), {"header_timeout": limits.header_timeout,
+                                               "max_connections": limits.max_connections})
 
 
 async def _respond(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
