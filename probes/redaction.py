@@ -14,6 +14,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,8 +28,10 @@ _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _MIN_SECRET_LEN = 4
 
 # Values extracted at run time (a fresh token every run) are kept for the last this many only: an agent
-# runs for months, and neither memory nor the cost of redacting may grow with the number of runs.
-MAX_TRANSIENT = 512
+# runs for months, and neither memory nor the cost of redacting may grow with the number of runs. A step
+# redacts its own messages right after extracting (no await in between), so its values are always among
+# the newest; the rest of the window covers other outputs of recent runs.
+MAX_TRANSIENT = 64
 
 if TYPE_CHECKING:
     from probes.result import ProbeResult
@@ -70,10 +73,16 @@ def secret_header(name: str, extra: Iterable[str] = ()) -> bool:
 
 def redact_url(url: str) -> str:
     """The URL without userinfo and with the values of secret-looking query parameters hidden."""
+    return redact_values(_url_structure(url))
+
+
+@lru_cache(maxsize=4096)
+def _url_structure(url: str) -> str:
+    # Cached: the same few targets come by on every run, and parsing a query string is not free.
     try:
         parts = urlsplit(url)
     except ValueError:
-        return redact_text(url)
+        return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
@@ -82,7 +91,7 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(secret_param(k) for k, _ in pairs):
             query = urlencode([(k, REDACTED if secret_param(k) else v) for k, v in pairs], safe="<>")
-    return redact_values(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],

@@ -26,15 +26,15 @@ def test_file_secrets_are_read_at_load_and_again_on_every_load(tmp_path: Path) -
     (tmp_path / "token.txt").write_text("from-the-file-1\n")
     path = tmp_path / "agent.yaml"
     path.write_text(CONFIG)
-    config = load_config(str(path), env={"REGION": "eu-west-1"})
+    config = load_config(str(path), env={"REGION": "region-zz-9"})
     assert config.probes[0].requests()[0].headers["Authorization"] == "Bearer from-the-file-1"
     (tmp_path / "token.txt").write_text("from-the-file-2")  # a rotated Kubernetes secret
-    config = load_config(str(path), env={"REGION": "eu-west-1"})
+    config = load_config(str(path), env={"REGION": "region-zz-9"})
     assert config.probes[0].requests()[0].headers["Authorization"] == "Bearer from-the-file-2"
     assert redact_text("sent from-the-file-1 then from-the-file-2") == f"sent {REDACTED} then {REDACTED}"
     assert redact_text("literal-header-secret") == REDACTED
     # Neither an ordinary header nor the agent's identity (a label everywhere) is a secret.
-    assert redact_text("acme-tenant in eu-west-1") == "acme-tenant in eu-west-1"
+    assert redact_text("acme-tenant in region-zz-9") == "acme-tenant in region-zz-9"
 
 
 def test_a_missing_secret_file_is_a_config_error_with_its_line(tmp_path: Path) -> None:
