@@ -340,6 +340,9 @@ class AsgiServer:
             host=host,
             port=port,
             log_level="warning",
+            # No handlers of uvicorn's own: its records go through the process's formatter (redacted,
+            # text or JSON) like every other line.
+            log_config=None,
             access_log=False,
             lifespan="on",
             loop="none",

@@ -14,7 +14,8 @@ from typing import Any
 from probes.redaction import redact_text
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and belongs in a JSON line.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}  # uvicorn adds a copy of the message with terminal colours
 
 
 class RedactingTextFormatter(logging.Formatter):
