@@ -73,6 +73,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise CannotRun(f"cannot listen on {host}:{port}: cannot resolve {host!r}: {exc.strerror}") from None
+    # One socket: for a name like `localhost`, the IPv4 address (what clients try first and what the
+    # printed URL says works).
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
