@@ -190,3 +190,34 @@ def _assert_agent_clean(agent: Started, url: str, es: FakeElasticsearch) -> None
     log = agent.text()
     assert_clean("the agent's log", log)
     assert "probe login is down" in log or '"probe": "login"' in log
+
+
+def test_a_rotated_file_secret_is_read_again_on_reload_and_stays_hidden(tmp_path: Path, target: str) -> None:
+    (tmp_path / "token").write_text("rotated-secret-one\n")
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"""
+defaults: {{interval: 300ms, timeout: 250ms}}
+probes:
+  - name: rotated
+    type: http
+    url: "{target}/health"
+    expect: {{json: [{{path: "$.status", equals: "${{file:token}}"}}]}}
+""")
+    with started(cli("run", "--config", str(path), "--listen", "127.0.0.1:0"), expect=["agent"]) as agent:
+        url = agent.urls["agent"]
+
+        def message() -> str:
+            results = json.loads(_get(url + "/api/results"))
+            return str(results[0]["message"]) if results else ""
+
+        wait_until(lambda: message() == '$.status is "healthy", expected "<redacted>"', 15, what="a first result")
+        # The rotated value is what the check now expects: the probe passes once the file is read again.
+        (tmp_path / "token").write_text("healthy\n")
+        request = urllib.request.Request(url + "/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert json.loads(resp.read())["status"] == "success"
+        wait_until(lambda: json.loads(_get(url + "/api/results"))[0]["success"] is True, 15,
+                   what="the probe passing with the rotated value")
+        agent.proc.terminate()
+        agent.proc.wait(15)
+        assert "rotated-secret-one" not in agent.text()
