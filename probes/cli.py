@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from probes import __version__
 from probes.errors import CannotRun, ConfigError, UsageError
+from probes.redaction import redact_text
 
 DESCRIPTION = ("Synthetic monitoring, CI load stages and alert-rule fire drills for HTTP search APIs. "
                "Exit codes: 0 success, 1 a check failed, 2 invalid invocation or config, 3 could not run.")
@@ -52,14 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.handler
         return handler(args)
     except ConfigError as exc:
-        # Already `FILE:LINE: field.path: message`, one per line, the form editors jump to.
-        print(exc, file=sys.stderr)
+        # Already `FILE:LINE: field.path: message`, one per line, the form editors jump to. Redacted: a
+        # message may quote the value it rejects (a URL with a password in it).
+        print(redact_text(str(exc)), file=sys.stderr)
         return exc.exit_code
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except CannotRun as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -24,17 +27,36 @@ _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 # Values shorter than this are not searched for in free text: "1" or "ab" would shred every message.
 _MIN_SECRET_LEN = 4
 
+# Values extracted at run time (a fresh token every run) are kept for the last this many only: an agent
+# runs for months, and neither memory nor the cost of redacting may grow with the number of runs. A step
+# redacts its own messages right after extracting (no await in between), so its values are always among
+# the newest; the rest of the window covers other outputs of recent runs.
+MAX_TRANSIENT = 64
+
+if TYPE_CHECKING:
+    from probes.result import ProbeResult
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_transient: OrderedDict[str, None] = OrderedDict()
 
 
-def register_secret(value: str) -> None:
-    """A value that must never be shown (from the environment, a secret file, or extracted at run time)."""
+def register_secret(value: str, *, transient: bool = False) -> None:
+    """A value that must never be shown: from the environment or a secret file (kept for the life of the
+    process), or with `transient`, extracted at run time (only the most recent MAX_TRANSIENT are kept)."""
     global _pattern
+    value = value.strip()
     if len(value) < _MIN_SECRET_LEN or value in _secrets:
         return
     with _lock:
+        if transient:
+            _transient[value] = None
+            _transient.move_to_end(value)
+            while len(_transient) > MAX_TRANSIENT:
+                _transient.popitem(last=False)
+            return
+        _transient.pop(value, None)
         _secrets.add(value)
         ordered = sorted(_secrets, key=len, reverse=True)  # longest first: a secret containing another
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
@@ -51,10 +73,16 @@ def secret_header(name: str, extra: Iterable[str] = ()) -> bool:
 
 def redact_url(url: str) -> str:
     """The URL without userinfo and with the values of secret-looking query parameters hidden."""
+    return redact_values(_url_structure(url))
+
+
+@lru_cache(maxsize=4096)
+def _url_structure(url: str) -> str:
+    # Cached: the same few targets come by on every run, and parsing a query string is not free.
     try:
         parts = urlsplit(url)
     except ValueError:
-        return redact_text(url)
+        return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
@@ -63,7 +91,7 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(secret_param(k) for k, _ in pairs):
             query = urlencode([(k, REDACTED if secret_param(k) else v) for k, v in pairs], safe="<>")
-    return redact_values(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],
@@ -75,10 +103,16 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],
 
 def redact_values(text: str) -> str:
     """Every registered secret value in `text` replaced."""
-    pattern = _pattern
-    if pattern is None or not text:
+    if not text:
         return text
-    return pattern.sub(REDACTED, text)
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    if _transient:
+        for value in reversed(list(_transient)):  # newest first: the value of this very run
+            if value in text:
+                text = text.replace(value, REDACTED)
+    return text
 
 
 def redact_text(text: str) -> str:
@@ -89,3 +123,12 @@ def redact_text(text: str) -> str:
     text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
     text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     return redact_values(text)
+
+
+def redact_result(result: ProbeResult) -> ProbeResult:
+    """The result with its target and every message cleaned, in place; what every output then shows."""
+    result.target = redact_url(result.target) if result.target else result.target
+    result.message = redact_text(result.message)
+    for step in result.steps or ():
+        step.message = redact_text(step.message)
+    return result

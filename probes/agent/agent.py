@@ -30,6 +30,7 @@ from probes.probers._http.client import HttpClient
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import LATENCY_BUCKETS, PrometheusSink
+from probes.sinks.state_log import StateLogSink
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class Agent:
         # Latency SLOs count runs under their threshold: it must be a bucket bound (read at start only).
         self.prometheus = PrometheusSink((*LATENCY_BUCKETS, *latency_thresholds(config.slos)), self.identity,
                                          self.metrics)
+        self.state_log = StateLogSink(None, self.identity, self.metrics)
+        self._log_states = False
+        """Only a running agent logs state changes; `once` prints its results instead."""
         self.latest: dict[str, ProbeResult] = {}
         self.history = History(config.agent.history)
         self.last_reload_error: str | None = None
@@ -112,7 +116,8 @@ class Agent:
         return dict(self._probers)
 
     def _all_sinks(self) -> list[Sink]:
-        return [self.prometheus, self.history, *self._sinks.values()]
+        logged = [self.state_log] if self._log_states else []
+        return [self.prometheus, *logged, self.history, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
         self.latest[result.probe] = result
@@ -127,6 +132,7 @@ class Agent:
 
     async def start(self, *, schedule: bool = True) -> None:
         """Build probers and sinks; with `schedule`, run them on their intervals (`once` does not)."""
+        self._log_states = schedule
         await self._apply(self.config, first=True, sinks=schedule)
         if schedule:
             self._scheduler.start()
@@ -265,14 +271,16 @@ class Agent:
         selected = [p for n, p in self._probers.items() if names is None or n in names]
         return list(await asyncio.gather(*(self._scheduler.run_limited(p) for p in selected)))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop scheduling; runs in flight get `grace` seconds to finish and deliver their results, then the
+        sinks flush what they hold."""
         self.ready = False
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.source.aclose()
-        await self._scheduler.shutdown()
+        await self._scheduler.shutdown(grace)
         for sink in self._sinks.values():
             await sink.aclose()
         for prober in self._probers.values():

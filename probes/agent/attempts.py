@@ -8,6 +8,7 @@ import logging
 import time
 
 from probes.probers.base import Prober, RunContext
+from probes.redaction import redact_result
 from probes.result import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -54,4 +55,6 @@ async def run_probe(prober: Prober, ctx: RunContext) -> ProbeResult:
         attempt += 1
     result.attempts = attempt
     result.started_at = started_at
-    return _invert(result) if cfg.negative else result
+    # Probers clean what they make; this catches what they could not know (a prober bug's exception
+    # text, a value that became secret after the message was made), so no output ever sees a secret.
+    return redact_result(_invert(result) if cfg.negative else result)

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from typing import Any
 
+from probes.cli_flags import add_log_arguments, add_web_config_argument
+
 
 def _shard(text: str) -> Any:
     from probes.identity import parse_shard
@@ -48,6 +50,8 @@ def add_parser(subparsers: Any) -> None:
                      help="run only the probes whose name hash modulo N is I (overrides agent.shard and "
                           "PROBE_AGENT_SHARD)")
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
+    add_web_config_argument(run)
+    add_log_arguments(run)
     run.set_defaults(handler=_run)
 
     once = _command(
@@ -86,16 +90,19 @@ def add_parser(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
-    from probes.agent.serve import serve, setup_logging
+    from probes.agent.serve import serve
+    from probes.config.web_config import web_security
+    from probes.log_format import setup_logging
 
-    setup_logging()
+    setup_logging(args.log_level, args.log_format)
     # httpx logs every request at INFO: one line per config poll of every agent would drown the log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    security = web_security(args)
     overrides = Overrides(args.region, args.agent_id, args.listen, args.shard)
 
     async def main() -> int:
         agent = await Agent.open(args.config, overrides, bearer_token_file=args.config_bearer_token_file)
-        return await serve(agent)
+        return await serve(agent, security)
 
     return asyncio.run(main())
 

@@ -16,7 +16,7 @@ from pydantic import Field, create_model, model_validator
 
 from probes.config import yamlfile
 from probes.config.loader import load_model
-from probes.config.models import AgentSection, Defaults, ProbeBase, Strict, TlsConfig
+from probes.config.models import AgentSection, Defaults, ProbeBase, Strict, TlsConfig, register_header_secrets
 from probes.config.slo import SloConfig, check_slos
 from probes.durations import parse_duration
 from probes.probers import PROBERS_BY_TYPE
@@ -81,6 +81,10 @@ class AgentConfig(Strict):
             for request in probe.requests():
                 for key, value in self.defaults.headers.items():
                     request.headers.setdefault(key, value)
+                for name in self.defaults.secret_headers:
+                    if name.lower() not in {n.lower() for n in request.secret_headers}:
+                        request.secret_headers.append(name)
+                register_header_secrets(request.headers, request.secret_headers)
                 if "max_body_bytes" not in request.model_fields_set:
                     request.max_body_bytes = self.defaults.max_body_bytes
         return self

@@ -91,6 +91,8 @@ class Scheduler:
         self._running.add(task)
         try:
             async with self._limit:
+                if self._stopping:  # queued behind the cap when shutdown began: never started
+                    return
                 planned = self._planned.get(name)
                 if planned is not None:
                     self._metrics.schedule_lag.observe(max(0.0, time.time() - planned))
@@ -117,12 +119,20 @@ class Scheduler:
             log.exception("delivering the result of %s failed", name)
         return result
 
-    async def shutdown(self) -> None:
-        """Stop scheduling and cancel runs in flight, so nothing uses the client after it closes."""
+    async def shutdown(self, grace: float = 0.0) -> None:
+        """Stop scheduling; let runs in flight finish (and deliver) for up to `grace` seconds, then cancel
+        the rest, so nothing uses the client after it closes."""
         self._stopping = True
+        running = list(self._running)
+        if running and grace > 0:
+            # Not shut down yet: APScheduler's shutdown cancels the jobs it started. Paused, it starts no
+            # more, and `_stopping` makes any job already due return at once.
+            if self._scheduler.running:
+                self._scheduler.pause()
+            log.info("waiting up to %gs for %d running probe(s)", grace, len(running))
+            await asyncio.wait(running, timeout=grace)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        running = list(self._running)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

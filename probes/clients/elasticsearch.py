@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from probes.clients.tls import build_ssl_context
 from probes.config.models import Strict, TlsConfig
+from probes.redaction import register_secret
 
 # The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
 # agent's INFO level that is a line per probe run and bulk, and during an outage a warning per run and retry.
@@ -58,6 +59,13 @@ class ElasticsearchConnection(Strict):
 
     @model_validator(mode="after")
     def _auth(self) -> Any:
+        for secret in (self.password, self.api_key):
+            if secret is not None:
+                register_secret(secret)
+        for host in self.hosts:  # a password written into a host URL
+            userinfo = urlsplit(host).netloc.rpartition("@")[0]
+            if ":" in userinfo:
+                register_secret(userinfo.partition(":")[2])
         if (self.username is None) != (self.password is None):
             raise ValueError("give username and password together")
         if self.api_key is not None and self.username is not None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from probes.durations import Duration
 from probes.identity import parse_shard
+from probes.redaction import register_secret, secret_header
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
@@ -171,6 +172,26 @@ class AgentSection(Strict):
         return value
     history: int = Field(default=100, ge=1, le=10_000)
     """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
+    shutdown_grace: Duration = 5.0
+    """On SIGTERM/SIGINT, how long probes already running may take to finish before they are cancelled."""
+
+    @field_validator("shutdown_grace")
+    @classmethod
+    def _grace(cls, value: float) -> float:
+        if not 0 <= value <= 3600:
+            raise ValueError("shutdown_grace must be between 0s and 1h")
+        return value
+
+
+def register_header_secrets(headers: dict[str, str], extra: list[str]) -> None:
+    """Values of credential headers written into the file are secrets too, not only `${VAR}` ones; the
+    credential after a scheme word (`Bearer abc`) on its own as well, as messages may quote just that."""
+    for name, value in headers.items():
+        if secret_header(name, extra):
+            register_secret(value)
+            _, _, credential = value.partition(" ")
+            if credential and "${" not in credential:
+                register_secret(credential)
 
 
 class Defaults(Strict):
@@ -178,6 +199,13 @@ class Defaults(Strict):
     timeout: Duration = DEFAULT_TIMEOUT
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: list[str] = Field(default_factory=list)
+    """Headers besides Authorization, Proxy-Authorization, Cookie and X-Api-Key whose values are secrets."""
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Defaults:
+        register_header_secrets(self.headers, self.secret_headers)
+        return self
 
 
 class RequestFields(Strict):
@@ -194,6 +222,9 @@ class RequestFields(Strict):
     """Keep connections alive between runs; by default each run measures a fresh connection."""
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=1)
     """Default: `defaults.max_body_bytes`."""
+    secret_headers: list[str] = Field(default_factory=list)
+    """Headers besides Authorization, Proxy-Authorization, Cookie and X-Api-Key whose values are secrets:
+    never shown in results, pages or logs (e.g. [X-My-Token])."""
 
     @field_validator("url")
     @classmethod
@@ -214,6 +245,7 @@ class RequestFields(Strict):
         bodies = [k for k in ("json_body", "body", "form") if getattr(self, k) is not None]
         if len(bodies) > 1:
             raise ValueError("give only one of json, body, form")
+        register_header_secrets(self.headers, self.secret_headers)
         return self
 
 

@@ -13,11 +13,38 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from probes.errors import ConfigError
+from probes.redaction import register_secret
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
-_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VAR = re.compile(r"\$(\$?)\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*)\}")
+# A mounted Kubernetes secret is small; anything bigger is the wrong file.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def _identity(loc: Loc) -> bool:
+    """Where an interpolated value names the agent or a probe rather than holding a credential: these show
+    as labels and in logs by design (`agent.region: ${REGION}`), so they are not registered as secrets."""
+    return bool(loc) and (loc[0] == "agent" or loc[-1] == "name")
+
+
+def read_secret_file(path: str, base_dir: str) -> str:
+    """The content of a `${file:/path}` secret, one trailing newline dropped (`echo pw > f` adds one);
+    raises ValueError with a message for the user."""
+    full = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    try:
+        with open(full, "rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {full}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ValueError(f"secret file {full} is larger than {MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {full} is not UTF-8 text") from None
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
 
 
 class Document:
@@ -106,13 +133,16 @@ def read(path: str | Path) -> Document:
 
 def interpolate(doc: Document, env: Mapping[str, str] | None = None,
                 keep: Callable[[Loc, str], bool] = lambda loc, name: False) -> list[str]:
-    """Replace ${VAR} in every string from `env`; `$${VAR}` is a literal `${VAR}`.
+    """Replace ${VAR} in every string from `env` and `${file:/path}` with the file's content (a path relative
+    to the config file's directory); `$${VAR}` is a literal `${VAR}`. Every value filled in is registered
+    as a secret (see probes.redaction), except names and the agent's identity.
 
     A variable that `keep(loc, name)` claims is left for later (a scripted probe's extracted value);
     any other unset variable is an error, returned as a message.
     """
     environ = os.environ if env is None else env
     errors: list[str] = []
+    base_dir = os.path.dirname(os.path.abspath(doc.path))
 
     def substitute(value: str, loc: Loc) -> str:
         def one(match: re.Match[str]) -> str:
@@ -121,10 +151,20 @@ def interpolate(doc: Document, env: Mapping[str, str] | None = None,
                 return "${" + name + "}"
             if keep(loc, name):
                 return match.group(0)
-            if name in environ:
-                return environ[name]
-            errors.append(doc.error(loc, f"environment variable {name} is not set"))
-            return ""
+            if name.startswith("file:"):
+                try:
+                    value = read_secret_file(name[len("file:"):].strip(), base_dir)
+                except ValueError as exc:
+                    errors.append(doc.error(loc, str(exc)))
+                    return ""
+            elif name in environ:
+                value = environ[name]
+            else:
+                errors.append(doc.error(loc, f"environment variable {name} is not set"))
+                return ""
+            if not _identity(loc):
+                register_secret(value)
+            return value
 
         return _VAR.sub(one, value)
 

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from typing import Any
 
+from probes.cli_flags import add_log_arguments, add_web_config_argument
+
 TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
 
@@ -25,13 +27,16 @@ def add_parser(subparsers: Any) -> None:
                "  probe-agent demo --listen 127.0.0.1:9500 --duration 30s\n"
                "  probe-agent demo --drill    # also a fire drill with local Prometheus and Alertmanager",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464", help="the agent's address")
+    demo.add_argument("--listen", metavar="HOST:PORT",
+                      help="the agent's address (default 127.0.0.1:9464, or a free port when that is taken)")
     demo.add_argument("--target-listen", metavar="HOST:PORT", default="127.0.0.1:0",
                       help="the demo search API's address (default: a free port)")
     demo.add_argument("--duration", type=_duration, metavar="DURATION",
                       help="stop after this long (e.g. 30s, 5m; a bare number is seconds)")
     demo.add_argument("--drill", action="store_true",
                       help="also run a fire drill with local prometheus and alertmanager binaries")
+    add_web_config_argument(demo)
+    add_log_arguments(demo, default_level="warning")
     demo.set_defaults(handler=_demo)
 
     parser = subparsers.add_parser(
@@ -44,6 +49,7 @@ def add_parser(subparsers: Any) -> None:
                         help="address to listen on (default 127.0.0.1:8000; port 0 picks a free one)")
     parser.add_argument("--admin-token", metavar="TOKEN",
                         help=f"bearer token of the fault API /-/faults (default: ${TOKEN_ENV}; none: API off)")
+    add_web_config_argument(parser)
     parser.set_defaults(handler=run_target)
 
 
@@ -67,18 +73,19 @@ def run_target(args: argparse.Namespace) -> int:
     import asyncio
 
     from probes.asgi_server import split_host_port
+    from probes.config.web_config import web_security
 
     host, port = split_host_port(args.listen)
     token = args.admin_token or os.environ.get(TOKEN_ENV) or None
-    return asyncio.run(_serve(host, port, token))
+    return asyncio.run(_serve(host, port, token, web_security(args)))
 
 
-async def _serve(host: str, port: int, token: str | None) -> int:
+async def _serve(host: str, port: int, token: str | None, security: Any) -> int:
     from probes.asgi_server import AsgiServer
     from probes.demo.app import create_app
     from probes.stop_signals import wait_for_stop_signal
 
-    server = AsgiServer(create_app(token), host, port)
+    server = AsgiServer(create_app(token), host, port, security=security)
     await server.start()
     try:
         print(f"probe-agent: target listening on {server.url}", flush=True)
@@ -91,6 +98,10 @@ async def _serve(host: str, port: int, token: str | None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from probes.config.web_config import web_security
     from probes.demo.live import run_demo
+    from probes.log_format import setup_logging
 
-    return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill))
+    setup_logging(args.log_level, args.log_format)
+    return asyncio.run(run_demo(args.listen, args.target_listen, args.duration, args.drill,
+                                security=web_security(args)))

@@ -14,8 +14,8 @@ from importlib import resources
 from probes.agent import once_output as output
 from probes.agent.agent import Agent, Overrides
 from probes.agent.config_file import load_config
-from probes.agent.serve import install_stop_signals, running_agent, setup_logging
-from probes.asgi_server import start_server
+from probes.agent.serve import install_stop_signals, running_agent
+from probes.asgi_server import WebSecurity, start_server
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -67,20 +67,25 @@ async def _live_table(agent: Agent, stop: asyncio.Event, header: str, deadline: 
         print("\n" + output.table(results), flush=True)
 
 
-async def run_demo(listen: str, target_listen: str, duration: float | None, drill: bool) -> int:
+DEFAULT_LISTEN = "127.0.0.1:9464"
+
+
+async def run_demo(listen: str | None, target_listen: str, duration: float | None, drill: bool,
+                   security: WebSecurity | None = None) -> int:
+    """`listen` None: the default port, or a free one when it is taken (a demo should just start); an
+    address the user gave is used or the demo fails (exit 3)."""
     from probes.demo.app import create_app as create_target
 
-    setup_logging(level=30)
     token = secrets.token_urlsafe(12)
-    target = await start_server(create_target(admin_token=token), target_listen, fallback_to_free_port=True)
+    target = await start_server(create_target(admin_token=token), target_listen)
     print(f"probe-agent: target listening on {target.url}", flush=True)
     stop = asyncio.Event()
     install_stop_signals(stop)
     try:
         with tempfile.TemporaryDirectory(prefix="probe-agent-demo-") as directory:
             config_path = write_demo_config(target.url, directory)
-            agent = Agent(config_path, load_config(config_path), Overrides(listen=listen))
-            async with running_agent(agent, fallback_to_free_port=True) as server:
+            agent = Agent(config_path, load_config(config_path), Overrides(listen=listen or DEFAULT_LISTEN))
+            async with running_agent(agent, fallback_to_free_port=listen is None, security=security) as server:
                 header = (f"probe-agent demo: status page {server.url}/  metrics {server.url}/metrics\n"
                           f"demo search API {target.url}/api/search?q=laptop  fault API token: {token}\n"
                           f"config {config_path} (edit it and POST {server.url}/-/reload)  Ctrl-C stops.\n")

@@ -19,7 +19,7 @@ from typing import TextIO
 
 import httpx
 
-from probes.asgi_server import AsgiServer, split_host_port
+from probes.asgi_server import AsgiServer, bind_socket, split_host_port
 from probes.drills import bounds, injectors
 from probes.drills.alertmanager import AlertmanagerClient, route_timing
 from probes.drills.prometheus import (
@@ -101,6 +101,9 @@ class Runner:
     async def run(self, names: list[str] | None = None) -> Report:
         spec = self.loaded.spec
         drills = [d for d in spec.drills if not names or d.name in names]
+        if spec.receiver is not None and split_host_port(spec.receiver.listen)[1] != 0:
+            # A taken port is known now, not after Prometheus and the injectors have been asked.
+            bind_socket(*split_host_port(spec.receiver.listen)).close()
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as client:
             prometheus = PrometheusClient(spec.prometheus, client)
             await prometheus.check()

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from probes.cli_flags import add_web_config_argument
+
 TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
 
@@ -23,6 +25,7 @@ def add_parser(subparsers: Any) -> None:
                         help="address of the fault API and /metrics (default 127.0.0.1:0, a free port)")
     parser.add_argument("--token", metavar="TOKEN",
                         help=f"bearer token of the fault API (default: ${TOKEN_ENV}; none: fault API off)")
+    add_web_config_argument(parser)
     parser.set_defaults(handler=run_proxy)
 
 
@@ -30,13 +33,14 @@ def run_proxy(args: argparse.Namespace) -> int:
     import asyncio
 
     from probes.asgi_server import split_host_port
+    from probes.config.web_config import web_security
     from probes.errors import UsageError
 
     listen = split_host_port(args.listen)
     control = split_host_port(args.control)
     upstream = _check_upstream(args.upstream, UsageError)
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    return asyncio.run(_serve(listen, control, upstream, token))
+    return asyncio.run(_serve(listen, control, upstream, token, web_security(args)))
 
 
 def _check_upstream(text: str, error: type[Exception]) -> str:
@@ -53,7 +57,8 @@ def _check_upstream(text: str, error: type[Exception]) -> str:
     return text
 
 
-async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: str, token: str | None) -> int:
+async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: str, token: str | None,
+                 security: Any = None) -> int:
     from prometheus_client import CollectorRegistry
 
     from probes.asgi_server import AsgiServer
@@ -65,7 +70,7 @@ async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: st
     store = FaultStore()
     registry = CollectorRegistry()
     proxy = FaultProxy(upstream, store, host=listen[0], port=listen[1], metrics=ProxyMetrics(registry, store))
-    control_server = AsgiServer(create_control_app(store, token, registry), *control)
+    control_server = AsgiServer(create_control_app(store, token, registry), *control, security=security)
     await proxy.start()
     try:
         await control_server.start()

@@ -100,9 +100,9 @@ class FaultProxy:
             await site.start()
         except OSError as exc:
             await self.stop()
-            from probes.errors import UsageError
+            from probes.asgi_server import cannot_listen
 
-            raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
+            raise cannot_listen(self.host, self.port, exc) from None
         address = self._runner.addresses[0]
         self.port = int(address[1])
 

@@ -236,6 +236,11 @@ def handle(args: argparse.Namespace) -> int:
     thresholds = _thresholds(options)
     assert options.scenario is not None
     scenario_name, scenario_path = resolve(options.scenario)
+    if options.metrics_listen is not None and options.metrics_listen[1] != 0:
+        from probes.asgi_server import bind_socket
+
+        # Locust binds it seconds later, inside a child, where a taken port is a traceback.
+        bind_socket(*options.metrics_listen).close()
     with tempfile.TemporaryDirectory(prefix="probe-agent-load-") as tmp:
         stats_path = Path(tmp) / "stats.json"
         plugin = PluginConfig(

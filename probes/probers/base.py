@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from probes.config.models import AgentSection, ProbeBase
+from probes.redaction import redact_text, redact_url
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
@@ -57,8 +58,10 @@ class Prober(ABC):
         """A failed result shaped like this type's results."""
         kwargs.setdefault("phases", {} if self.speaks_http else None)
         kwargs.setdefault("steps", [] if self.has_steps else None)
+        # Client exceptions quote the URL they were given, credentials included.
+        kwargs["target"] = redact_url(kwargs.get("target") or self.config.target())
         return ProbeResult(probe=self.name, type=self.config.type, success=False, duration_seconds=duration,
-                           reason=reason, message=message, **kwargs)
+                           reason=reason, message=redact_text(message), **kwargs)
 
     @abstractmethod
     async def run(self, ctx: RunContext) -> ProbeResult:

@@ -13,6 +13,7 @@ from probes.probers._http.certs import not_after
 from probes.probers._http.exchange import build_exchange
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
+from probes.redaction import redact_text, redact_url
 from probes.result import ProbeResult, Sample
 
 
@@ -26,7 +27,7 @@ class HttpRequestConfig(ProbeBase, RequestFields):
         return [self]
 
     def target(self) -> str:
-        return self.url
+        return redact_url(self.url)
 
 
 class HttpProbeConfig(HttpRequestConfig):
@@ -70,6 +71,7 @@ class HttpProber(Prober):
     def __init__(self, config: HttpRequestConfig) -> None:
         super().__init__(config)
         self._args = request_arguments(config)
+        self._target = config.target()
 
     def params_for(self, ctx: RunContext) -> dict[str, Any] | None:
         params: dict[str, Any] | None = self._args["params"]
@@ -90,14 +92,14 @@ class HttpProber(Prober):
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
         except ProbeFailed as exc:
             exchange = build_exchange(cfg.method, cfg.url, args, None, error=exc.message, secret_headers=secret)
-            return self.failure(exc.reason, exc.message,
-                                       time.perf_counter() - start, target=cfg.url, exchanges=[exchange])
+            return self.failure(exc.reason, exc.message, time.perf_counter() - start, target=self._target,
+                                exchanges=[exchange])
         view = ResponseView(resp)
         samples: list[Sample] = []
         exchange = build_exchange(cfg.method, cfg.url, args, resp, secret_headers=secret)
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
-            status_code=resp.status, phases=resp.phases, target=cfg.url, samples=samples,
+            status_code=resp.status, phases=resp.phases, target=self._target, samples=samples,
             cert_expiry=not_after(resp.cert_der) if resp.cert_der else None, exchanges=[exchange],
         )
         try:
@@ -107,8 +109,8 @@ class HttpProber(Prober):
             if failed is not None:
                 raise failed
         except ProbeFailed as failed:
-            result.success, result.reason, result.message = False, failed.reason, failed.message
-            exchange.error = failed.message
+            result.success, result.reason, result.message = False, failed.reason, redact_text(failed.message)
+            exchange.error = result.message
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.message, result.degraded = (

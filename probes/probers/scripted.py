@@ -36,6 +36,7 @@ from probes.probers._http.exchange import build_exchange
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
+from probes.redaction import redact_text, redact_url, register_secret
 from probes.result import Exchange, ProbeResult, StepResult
 
 
@@ -138,7 +139,7 @@ class ScriptedProbeConfig(ProbeBase):
         return [step.request for step in self.steps]
 
     def target(self) -> str:
-        return self.steps[0].request.url
+        return redact_url(self.steps[0].request.url)
 
 
 # The same variable syntax as the environment interpolation in probes.config.yamlfile.
@@ -336,7 +337,7 @@ class ScriptedProber(Prober):
             self._steps.append(_PreparedStep(step, names, dict(producers)))
             for name in step.extract:
                 producers[name] = step.name
-        self._target = config.steps[0].request.url
+        self._target = config.target()
 
     async def run(self, ctx: RunContext) -> ProbeResult:
         cfg = self.config
@@ -421,25 +422,44 @@ class ScriptedProber(Prober):
                 message = f"{message} (the probe's {timeout:g}s timeout covers all steps)"
             exchange = build_exchange(step.method, url, args, None, step=step.name, error=message,
                                       secret_headers=secret, hide=variables.values())
-            return _Outcome(StepResult(step.name, False, time.perf_counter() - started, exc.reason, message,
-                                       optional=cfg.optional), exchange=exchange)
+            return _Outcome(StepResult(step.name, False, time.perf_counter() - started, exc.reason,
+                                       redact_text(message), optional=cfg.optional), exchange=exchange)
         result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
         view = ResponseView(resp)
+        # Extracted values are secrets (tokens, session ids) before any check can quote them: a JSON
+        # check on `$.access_token` must not print the token it just saw.
+        extracted, extract_failure = self._extract(step, view)
         answer = None
         try:
             check_response(cfg.expect, view)
-            for extractor in step.extractors:
-                variables[extractor.variable] = extractor.extract(view)
+            if extract_failure is not None:
+                raise extract_failure
             if step.fingerprint is not None:
                 answer = _answer(view, step.fingerprint)
         except ProbeFailed as failure:
-            result.success, result.reason, result.message = False, failure.reason, failure.message
+            result.success, result.reason, result.message = False, failure.reason, redact_text(failure.message)
             return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
-                                                         error=failure.message, secret_headers=secret,
-                                                         hide=variables.values()))
+                                                         error=result.message, secret_headers=secret,
+                                                         hide=[*variables.values(), *extracted.values()]))
+        variables.update(extracted)
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.degraded = verdict.success, verdict.reason, verdict.degraded
         result.message = verdict.message or f"{resp.status} in {resp.elapsed * 1000:.1f}ms"
         # Built after the extractors ran: a token extracted from this response is redacted in its body.
         return _Outcome(result, resp, build_exchange(step.method, url, args, resp, step=step.name,
                                                      secret_headers=secret, hide=variables.values()), answer)
+
+    @staticmethod
+    def _extract(step: _PreparedStep, view: ResponseView) -> tuple[dict[str, Any], ProbeFailed | None]:
+        values: dict[str, Any] = {}
+        first_failure: ProbeFailed | None = None
+        for extractor in step.extractors:
+            try:
+                value = extractor.extract(view)
+            except ProbeFailed as failure:
+                first_failure = first_failure or failure
+                continue
+            values[extractor.variable] = value
+            if isinstance(value, str):  # numbers and booleans are ids and flags, not credentials
+                register_secret(value, transient=True)
+        return values, first_failure

@@ -263,3 +263,33 @@ def test_alertmanager_names_only_alerts_the_rules_define() -> None:
              for name in value.split("|")}
     assert {"ProbeFailing", "ProbeFailingMultiRegion"} <= named
     assert named <= alerts, named - alerts
+
+
+def test_the_example_web_config_is_valid_and_its_hash_matches_the_documented_password() -> None:
+    import bcrypt
+
+    from probes.config import yamlfile
+    from probes.config.web_config import WebConfig
+
+    doc = yamlfile.read(ROOT / "deploy/examples/web-config.yml")
+    config = yamlfile.validate(doc, WebConfig)
+    assert config.tls_server_config is not None
+    assert bcrypt.checkpw(b"change-this-password", config.basic_auth_users["prometheus"].encode())
+
+
+def test_the_example_scrape_config_passes_promtool(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (tests/run.sh installs it)")
+    example = ROOT / "deploy/examples/prometheus-scrape-auth.yml"
+    # promtool checks that the files it names exist: give them, beside a copy.
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls/ca.crt").write_text("")
+    (tmp_path / "probe-agent-password").write_text("change-this-password")
+    copy = tmp_path / example.name
+    copy.write_text(example.read_text())
+    proc = subprocess.run([promtool, "check", "config", str(copy)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -22,3 +22,20 @@ def test_registered_values_vanish_from_free_text_and_urls_in_error_messages_are_
     cleaned = redact_text(message)
     assert "hunter2" not in cleaned and "s3cr3t-token-value" not in cleaned
     assert "(refused)" in cleaned and "db:9200" in cleaned
+
+
+def test_values_extracted_at_run_time_are_redacted_but_only_the_most_recent_are_kept() -> None:
+    from probes import redaction
+
+    register_secret("run-token-first", transient=True)
+    assert redact_text("token run-token-first") == f"token {REDACTED}"
+    for n in range(redaction.MAX_TRANSIENT):
+        register_secret(f"later-token-{n:04d}", transient=True)
+    # An agent runs for months with a new token every run: memory stays bounded, the newest stay hidden.
+    assert redact_text("run-token-first") == "run-token-first"
+    assert redact_text(f"later-token-{redaction.MAX_TRANSIENT - 1:04d}") == REDACTED
+
+
+def test_short_values_are_not_secrets_in_free_text() -> None:
+    register_secret("ab1")
+    assert redact_text("status ab1 code 200") == "status ab1 code 200"
