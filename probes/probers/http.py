@@ -9,8 +9,11 @@ from pydantic import Field
 
 from probes.config.models import Expect, ProbeBase, RequestFields, TlsConfig
 from probes.errors import ProbeFailed
+from probes.probers._http.auth import Auth
 from probes.probers._http.certs import not_after
-from probes.probers._http.expect import ResponseView, check_latency, check_response
+from probes.probers._http.client import ResponseFailed
+from probes.probers._http.expect import RegexMismatch, ResponseView, check_latency, check_response
+from probes.probers._http.facts import response_samples
 from probes.probers.base import Prober, RunContext
 from probes.result import ProbeResult, Sample
 
@@ -48,6 +51,12 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
         "max_redirects": cfg.max_redirects,
         "reuse_connections": cfg.reuse_connections,
         "max_body_bytes": cfg.max_body_bytes or 4 * 1024 * 1024,
+        "compression": cfg.compression,
+        "proxy_url": cfg.proxy_url,
+        "auth": Auth(cfg.basic_auth, cfg.bearer_token, cfg.bearer_token_file),
+        "ip_protocol": cfg.ip_protocol,
+        "ip_protocol_fallback": cfg.ip_protocol_fallback,
+        "http_version": cfg.http_version,
     }
     if cfg.json_body is not None:
         args["json"] = cfg.json_body
@@ -82,11 +91,16 @@ class HttpProber(Prober):
         args = {**self._args, "params": self.params_for(ctx)}
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
+        except ResponseFailed as exc:
+            # The answer came but its body could not be taken: its status and facts are still the run's.
+            return self.failure(exc.reason, exc.message, exc.response.elapsed, target=cfg.url,
+                                status_code=exc.response.status, phases=exc.response.phases,
+                                samples=response_samples(exc.response, regex_failed=False))
         except ProbeFailed as exc:
             return self.failure(exc.reason, exc.message,
                                        time.perf_counter() - start, target=cfg.url)
         view = ResponseView(resp)
-        samples: list[Sample] = []
+        samples: list[Sample] = response_samples(resp, regex_failed=False)
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
             status_code=resp.status, phases=resp.phases, target=cfg.url, samples=samples,
@@ -100,6 +114,12 @@ class HttpProber(Prober):
                 raise failed
         except ProbeFailed as failed:
             result.success, result.reason, result.message = False, failed.reason, failed.message
+            if resp.redirect_limit and failed.reason == "status":
+                result.reason, result.message = "redirect", f"too many redirects ({resp.redirects})"
+            if isinstance(failed, RegexMismatch):
+                for sample in samples:
+                    if sample.name == "probe_failed_due_to_regex":
+                        sample.value = 1.0
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.message, result.degraded = (
