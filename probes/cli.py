@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "probes.load.command",
     "probes.drills.command",
     "probes.consistency.command",
+    "probes.blackbox.command",
 )
 
 Handler = Callable[[argparse.Namespace], int]

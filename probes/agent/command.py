@@ -38,7 +38,9 @@ def _run(args: argparse.Namespace) -> int:
 
     setup_logging()
     agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
-    return asyncio.run(serve(agent))
+    # Feature packages add flags to `run` and hand in their web routes (e.g. blackbox's /probe) this way.
+    plugins = [plugin for factory in getattr(args, "web_plugins", []) if (plugin := factory(args)) is not None]
+    return asyncio.run(serve(agent, plugins))
 
 
 def _once(args: argparse.Namespace) -> int:

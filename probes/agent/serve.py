@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from probes.agent.agent import Agent
 from probes.asgi_server import AsgiServer, split_host_port, start_server
 from probes.web.app import create_app
+from probes.web.plugins import WebPlugin
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +22,23 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_agent(agent: Agent, *, fallback_to_free_port: bool = False) -> AsyncIterator[AsgiServer]:
-    """The agent probing on schedule and serving its web endpoints, until the block ends."""
+async def running_agent(agent: Agent, *, fallback_to_free_port: bool = False,
+                        plugins: Sequence[WebPlugin] = ()) -> AsyncIterator[AsgiServer]:
+    """The agent probing on schedule and serving its web endpoints (and its plugins'), until the block ends."""
     split_host_port(agent.listen)  # a bad address is a usage error before anything starts
     await agent.start()
     server: AsgiServer | None = None
     try:
-        server = await start_server(create_app(agent), agent.listen, fallback_to_free_port=fallback_to_free_port)
+        routes = [route for plugin in plugins for route in plugin.routes()]
+        server = await start_server(create_app(agent, routes), agent.listen,
+                                    fallback_to_free_port=fallback_to_free_port)
         print(f"probe-agent: agent listening on {server.url}", flush=True)
         yield server
     finally:
         if server is not None:
             await server.stop()
+        for plugin in plugins:
+            await plugin.aclose()
         await agent.stop()
 
 
@@ -42,7 +48,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(agent: Agent) -> int:
+async def serve(agent: Agent, plugins: Sequence[WebPlugin] = ()) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     loop = asyncio.get_running_loop()
@@ -54,7 +60,7 @@ async def serve(agent: Agent) -> int:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    async with running_agent(agent):
+    async with running_agent(agent, plugins=plugins):
         log.info("probing %d probes as region=%s agent=%s", len(agent.probers()), agent.identity.region,
                  agent.identity.agent)
         await stop.wait()

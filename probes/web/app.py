@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from probes.web.status_page import render_status_page
 from probes.web.view import AgentView
@@ -14,7 +16,7 @@ from probes.web.view import AgentView
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_app(agent: AgentView) -> Starlette:
+def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def metrics(request: Request) -> Response:
         body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
         return Response(body, media_type=CONTENT_TYPE)
@@ -46,4 +48,5 @@ def create_app(agent: AgentView) -> Starlette:
         Route("/-/ready", ready, methods=["GET", "HEAD"]),
         Route("/-/reload", reload, methods=["POST", "PUT"]),
         Route("/api/results", results),
+        *extra_routes,
     ])
