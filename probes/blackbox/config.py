@@ -49,17 +49,15 @@ class HeaderMatch(_Strict):
     _regex = field_validator("regexp")(check_regex)
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGTPE]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+)([KMGTPE]i?B|B)$")
 
 
 def parse_size(value: Any) -> int:
-    """units.Base2Bytes: 512, 10KB, 10KiB, 1MB... (every unit is a power of 1024, as in blackbox)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = _SIZE.match(str(value))
+    """units.Base2Bytes: 512B, 10KB, 10KiB, 1MB... (powers of 1024; a unit is required, as in blackbox)."""
+    match = _SIZE.match(str(value).strip())
     if not match:
-        raise ValueError(f"invalid size {value!r}: use bytes or a unit, e.g. 512KB, 10MB")
-    unit = (match.group(2) or "B").upper()
+        raise ValueError(f"invalid size {value!r}: a number with a unit, e.g. 512B, 64KB, 10MB")
+    unit = match.group(2)
     return int(match.group(1)) * 1024 ** "BKMGTPE".index(unit[0])
 
 

@@ -153,6 +153,20 @@ class _TimedLoop:
         return transport, protocol
 
 
+    async def start_tls(self, transport: Any, protocol: Any, sslcontext: Any, **kwargs: Any) -> Any:
+        # TLS over an established connection: aiohttp's way through a CONNECT proxy.
+        marks = _marks.get()
+        started = _clock()
+        tls_transport = await self._loop.start_tls(transport, protocol, sslcontext, **kwargs)
+        if marks is not None:
+            marks.tcp_end, marks.tls_end = marks.tcp_end or started, _clock()
+            ssl_object = tls_transport.get_extra_info("ssl_object") if tls_transport is not None else None
+            if ssl_object is not None:
+                marks.cert_der = ssl_object.getpeercert(binary_form=True)
+                marks.tls_version = ssl_object.version()
+        return tls_transport
+
+
 def _connector(*, fresh: bool) -> aiohttp.TCPConnector:
     # limit=0: the scheduler's semaphore is the one concurrency cap. No DNS cache: like
     # blackbox_exporter, every probe resolves, so a DNS outage shows up in probe results.
@@ -248,12 +262,14 @@ class HttpClient:
             self._h2 = Http2Transport(USER_AGENT)
         return self._h2
 
-    def ssl_for(self, tls: TlsConfig | None) -> ssl.SSLContext | bool:
-        if tls is None:
+    def ssl_for(self, tls: TlsConfig | None, *, http2: bool = False) -> ssl.SSLContext | bool:
+        """HTTP/2 gets contexts of its own: httpx sets ALPN on the context it is given, and aiohttp on the
+        same context would then be offered h2, which it cannot speak."""
+        if tls is None and not http2:
             return True
-        key = tuple(tls.model_dump().values())
+        key = (http2, *(tls or TlsConfig()).model_dump().values())
         if key not in self._tls:
-            self._tls[key] = tls_context(tls)
+            self._tls[key] = tls_context(tls or TlsConfig())
         return self._tls[key]
 
     async def _aiohttp_hop(self, req: HopRequest, ssl_context: ssl.SSLContext | bool, marks: _Marks,
@@ -299,7 +315,7 @@ class HttpClient:
         # Built before the clock starts: the first run would otherwise count loading the CA bundle
         # (tens of milliseconds) as its connect phase.
         try:
-            ssl_context = self.ssl_for(tls)
+            ssl_context = self.ssl_for(tls, http2=http_version == "2")
         except (OSError, ssl.SSLError) as exc:
             raise ProbeFailed("tls", f"cannot load the TLS files: {exc}") from None
         headers = dict(headers or {})

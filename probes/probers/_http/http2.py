@@ -44,13 +44,14 @@ class Http2Transport:
         client = self._client(ssl_context, reuse, proxy_url)
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            if event == "connection.connect_tcp.complete":
+            # "connection.*" direct, "http_proxy.start_tls.*" through a CONNECT tunnel.
+            if event.endswith(".connect_tcp.complete"):
                 marks.tcp_end = marks.tls_end = _clock()
                 stream = info.get("return_value")
                 addr = stream.get_extra_info("server_addr") if stream is not None else None
                 if addr:
                     marks.peer = str(addr[0])
-            elif event == "connection.start_tls.complete":
+            elif event.endswith(".start_tls.complete"):
                 marks.tls_end = _clock()
                 stream = info.get("return_value")
                 ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
