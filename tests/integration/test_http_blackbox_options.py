@@ -131,3 +131,14 @@ def test_import_blackbox_prints_a_loadable_config_and_refuses_other_probers(tmp_
     assert unknown.returncode == 2 and "no module 'tcp_connect'" in unknown.stderr
     proc = run_cli("run", "--config", str(agent_yaml), "--blackbox-config", str(tmp_path / "missing.yml"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr, proc.stderr
+
+
+def test_the_relabelling_example_is_a_valid_prometheus_config() -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    example = Path(__file__).resolve().parents[2] / "deploy/examples/prometheus-blackbox-dropin.yml"
+    proc = subprocess.run([promtool, "check", "config", "--syntax-only", str(example)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

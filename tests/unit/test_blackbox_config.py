@@ -94,3 +94,13 @@ def test_sizes_are_powers_of_1024_like_go_units() -> None:
 ])
 def test_accept_encoding_must_admit_the_compression(header: str, algorithm: str, ok: bool) -> None:
     assert accepts(header, algorithm) is ok
+
+
+def test_the_shipped_example_blackbox_yml_converts() -> None:
+    from pathlib import Path
+
+    from probes.blackbox.config import load_blackbox
+
+    config = load_blackbox(str(Path(__file__).resolve().parents[2] / "deploy/examples/blackbox.yml"))
+    for name, module in config.modules.items():
+        HttpProbeConfig.model_validate(module_to_probe(name, module, "https://shop.example.org/health"))
