@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probes.config import yamlfile
-from probes.config.models import COMPRESSIONS, check_regex
+from probes.config.models import COMPRESSIONS, OAuth2, check_regex
 from probes.durations import Duration
 from probes.errors import ConfigError
 
@@ -84,7 +84,7 @@ class HttpModule(_Strict):
     authorization: Authorization | None = None
     bearer_token: str | None = None
     bearer_token_file: str | None = None
-    oauth2: dict[str, Any] | None = None
+    oauth2: OAuth2 | None = None
     proxy_url: str | None = None
     tls_config: TlsConfig = Field(default_factory=TlsConfig)
     follow_redirects: bool = True
@@ -114,9 +114,6 @@ class HttpModule(_Strict):
                  if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"at most one of {', '.join(given)} may be configured")
-        if self.oauth2 is not None:
-            raise ValueError("oauth2 is not supported by probe-agent; use bearer_token_file with a token "
-                             "refreshed by another process")
         if self.no_follow_redirects is not None:
             self.follow_redirects = not self.no_follow_redirects
         return self

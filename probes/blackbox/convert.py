@@ -89,6 +89,8 @@ def module_to_probe(name: str, module: Module, target: str) -> dict[str, Any]:
         probe["basic_auth"] = basic
     if http.bearer_token is not None:
         probe["bearer_token"] = http.bearer_token
+    if http.oauth2 is not None:
+        probe["oauth2"] = http.oauth2.model_dump(exclude_defaults=True)
     if http.bearer_token_file is not None:
         probe["bearer_token_file"] = http.bearer_token_file
     tls = {k: v for k, v in http.tls_config.model_dump().items() if v not in (None, False)}

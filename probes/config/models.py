@@ -184,6 +184,25 @@ class BasicAuth(Strict):
         return self
 
 
+class OAuth2(Strict):
+    """The client credentials grant: a token fetched from `token_url`, kept until it expires."""
+
+    client_id: str
+    client_secret: str | None = None
+    client_secret_file: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    token_url: str
+    endpoint_params: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> OAuth2:
+        if self.client_secret is not None and self.client_secret_file is not None:
+            raise ValueError("give either client_secret or client_secret_file, not both")
+        if not self.token_url.startswith(("http://", "https://")):
+            raise ValueError(f"token_url {self.token_url!r} is not an http:// or https:// URL")
+        return self
+
+
 COMPRESSIONS = ("gzip", "br", "deflate", "identity")
 
 
@@ -211,6 +230,7 @@ class RequestFields(Strict):
     bearer_token: str | None = None
     bearer_token_file: str | None = None
     """Read on every run, so a rotated token is picked up."""
+    oauth2: OAuth2 | None = None
     ip_protocol: Literal["ip4", "ip6"] | None = None
     """Preferred address family when a name resolves to both; default: the system's order."""
     ip_protocol_fallback: bool = True
@@ -242,7 +262,8 @@ class RequestFields(Strict):
         bodies = [k for k in ("json_body", "body", "form") if getattr(self, k) is not None]
         if len(bodies) > 1:
             raise ValueError("give only one of json, body, form")
-        auth = [k for k in ("basic_auth", "bearer_token", "bearer_token_file") if getattr(self, k) is not None]
+        auth = [k for k in ("basic_auth", "bearer_token", "bearer_token_file", "oauth2")
+                if getattr(self, k) is not None]
         if any(name.lower() == "authorization" for name in self.headers):
             auth.append("an Authorization header")
         if len(auth) > 1:

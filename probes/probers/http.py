@@ -53,7 +53,7 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
         "max_body_bytes": cfg.max_body_bytes or 4 * 1024 * 1024,
         "compression": cfg.compression,
         "proxy_url": cfg.proxy_url,
-        "auth": Auth(cfg.basic_auth, cfg.bearer_token, cfg.bearer_token_file),
+        "auth": Auth(cfg.basic_auth, cfg.bearer_token, cfg.bearer_token_file, cfg.oauth2),
         "ip_protocol": cfg.ip_protocol,
         "ip_protocol_fallback": cfg.ip_protocol_fallback,
         "http_version": cfg.http_version,

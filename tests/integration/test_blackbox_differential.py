@@ -97,6 +97,11 @@ def cases(files: dict[str, str]) -> list[Case]:
         Case("authorization_bearer", {"authorization": {"type": "Bearer", "credentials": target.TOKEN}},
              "http", "/bearer", True, 200),
         Case("no_auth", {}, "http", "/bearer", False, 401),
+        Case("oauth2", {"oauth2": {"client_id": target.CLIENT_ID, "client_secret": target.CLIENT_SECRET,
+                                   "token_url": files["token_url"], "scopes": ["probe"]}},
+             "http", "/bearer", True, 200),
+        Case("oauth2_wrong_secret", {"oauth2": {"client_id": target.CLIENT_ID, "client_secret": "nope",
+                                                "token_url": files["token_url"]}}, "http", "/bearer", False, 0),
         Case("post_body", {"method": "POST", "body": "ping"}, "http", "/post", True, 200),
         Case("get_not_post", {}, "http", "/post", False, 405),
         Case("http_1_1", {"valid_http_versions": ["HTTP/1.1"]}, "http", "/ok", True, 200),
@@ -170,7 +175,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             target.serve_http2(ip_cert.cert_file, ip_cert.key_file) as h2_url, \
             target.serve_proxy() as (proxy_url, proxy):
         files = {"ca": ip_cert.ca_file, "token": str(directory / "token"), "password": str(directory / "password"),
-                 "proxy": proxy_url}
+                 "proxy": proxy_url, "token_url": f"{http_url}/token"}
         table = cases(files)
         config = directory / "blackbox.yml"
         config.write_text(yaml.safe_dump(

@@ -90,6 +90,23 @@ async def bearer(request: web.Request) -> web.Response:
     return web.Response(text="welcome")
 
 
+CLIENT_ID, CLIENT_SECRET = "probe-client", "client-s3cret"
+
+
+async def token(request: web.Request) -> web.Response:
+    """An OAuth2 token endpoint (client credentials grant), accepting the credentials in a Basic header or
+    in the form, as RFC 6749 allows."""
+    form = await request.post()
+    given = (form.get("client_id"), form.get("client_secret"))
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        given = (user, password)
+    if form.get("grant_type") != "client_credentials" or given != (CLIENT_ID, CLIENT_SECRET):
+        return web.json_response({"error": "invalid_client"}, status=401)
+    return web.json_response({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600})
+
+
 async def post(request: web.Request) -> web.Response:
     if request.method != "POST" or await request.read() != b"ping":
         return web.Response(status=405, text="POST ping")
@@ -118,6 +135,7 @@ def app() -> web.Application:
     r.add_get("/basic", basic)
     r.add_get("/bearer", bearer)
     r.add_route("*", "/post", post)
+    r.add_post("/token", token)
     r.add_get("/host", host)
     r.add_get("/via-proxy", via_proxy)
     return application

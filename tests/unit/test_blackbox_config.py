@@ -72,7 +72,7 @@ def test_targets_without_a_scheme_are_http_and_names_are_label_safe() -> None:
     ("modules:\n  a:\n    prober: http\n    http:\n      colour: blue\n", 5, "modules.a.http.colour"),
     ("modules:\n  a:\n    prober: http\n    http:\n      body_size_limit: 100\n", 5, "a number with a unit"),
     ("modules:\n  a:\n    prober: http\n    http:\n      compression: zip\n", 5, "modules.a.http.compression"),
-    ("modules:\n  a:\n    prober: http\n    http:\n      oauth2: {client_id: x}\n", 4, "oauth2 is not supported"),
+    ("modules:\n  a:\n    prober: http\n    http:\n      oauth2: {client_id: x}\n", 5, "oauth2.token_url"),
     ("modules:\n  a:\n    prober: http\n    http:\n      fail_if_body_matches_regexp: ['(']\n", 5,
      "invalid regular expression"),
 ])

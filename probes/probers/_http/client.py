@@ -231,6 +231,8 @@ class HttpClient:
         self._reuse: aiohttp.ClientSession | None = None
         self._tls: dict[tuple[Any, ...], ssl.SSLContext | bool] = {}
         self._h2: Http2Transport | None = None
+        self._tokens: dict[Any, tuple[str, float]] = {}
+        """oauth2 tokens until they expire."""
         self._closed = False
 
     def _session(self, reuse: bool) -> aiohttp.ClientSession:
@@ -320,7 +322,7 @@ class HttpClient:
             raise ProbeFailed("tls", f"cannot load the TLS files: {exc}") from None
         headers = dict(headers or {})
         if auth:
-            headers["Authorization"] = auth.header()
+            headers["Authorization"] = await self._authorization(auth, timeout, tls)
         server_name = tls.server_name if tls is not None and tls.server_name else _host_header(headers)
         req = HopRequest(method, url, headers, params or None, json, data, server_name)
         h2 = self._http2() if http_version == "2" else None
@@ -395,6 +397,17 @@ class HttpClient:
             response.body = b""
             raise ResponseFailed(failed, response) from None
         return response
+
+    async def _authorization(self, auth: Auth, timeout: float, tls: TlsConfig | None) -> str:
+        async def post(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]:
+            resp = await self.request("POST", url, timeout=timeout, data=form, headers=headers, tls=tls)
+            return resp.status, resp.body
+
+        try:
+            async with asyncio.timeout(timeout):
+                return await auth.header(post, self._tokens)
+        except TimeoutError:
+            raise ProbeFailed("timeout", f"timed out after {timeout:g}s fetching the oauth2 token") from None
 
     @staticmethod
     def _response(hop: Hop, body: bytes, start: float, end: float, phases: dict[str, float], redirects: int,
