@@ -93,9 +93,11 @@ class HttpProber(Prober):
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
         except ResponseFailed as exc:
             # The answer came but its body could not be taken: its status and facts are still the run's.
-            return self.failure(exc.reason, exc.message, exc.response.elapsed, target=cfg.url,
-                                status_code=exc.response.status, phases=exc.response.phases,
-                                samples=response_samples(exc.response, regex_failed=False))
+            answer = exc.response
+            return self.failure(exc.reason, exc.message, answer.elapsed, target=cfg.url,
+                                status_code=answer.status, phases=answer.phases,
+                                cert_expiry=not_after(answer.cert_der) if answer.cert_der else None,
+                                samples=response_samples(answer, regex_failed=False))
         except ProbeFailed as exc:
             return self.failure(exc.reason, exc.message,
                                        time.perf_counter() - start, target=cfg.url)

@@ -131,6 +131,10 @@ def test_import_blackbox_prints_a_loadable_config_and_refuses_other_probers(tmp_
     assert unknown.returncode == 2 and "no module 'tcp_connect'" in unknown.stderr
     proc = run_cli("run", "--config", str(agent_yaml), "--blackbox-config", str(tmp_path / "missing.yml"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr, proc.stderr
+    blackbox.write_text("modules:\n  http_2xx: {prober: http}\n  dns_udp: {prober: dns}\n")
+    proc = run_cli("run", "--config", str(agent_yaml), "--blackbox-config", str(blackbox))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{blackbox}:3: modules.dns_udp.prober: unsupported prober 'dns'" in proc.stderr
 
 
 def test_the_relabelling_example_is_a_valid_prometheus_config() -> None:
