@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -37,10 +38,14 @@ BLACKBOX = os.environ.get("BLACKBOX_EXPORTER_BIN") or shutil.which("prometheus-b
 class Case:
     module: str
     http: dict[str, Any]
-    server: str  # which server: http, https, vhost, h2
+    server: str  # which server: http, https, vhost, h2, localhost
     path: str
     success: bool
     status: int
+
+
+def _localhost_has_ipv6() -> bool:
+    return any(family == socket.AF_INET6 for family, *_ in socket.getaddrinfo("localhost", 80))
 
 
 def cases(files: dict[str, str]) -> list[Case]:
@@ -108,6 +113,12 @@ def cases(files: dict[str, str]) -> list[Case]:
         Case("http_2_wanted_on_1_1", {"valid_http_versions": ["HTTP/2.0"]}, "http", "/ok", False, 200),
         Case("ip4_preferred", {"preferred_ip_protocol": "ip4", "ip_protocol_fallback": False}, "http", "/ok",
              True, 200),
+        # The servers listen on 127.0.0.1 only: where localhost has an IPv6 address too, ip6 is refused.
+        Case("name_ip6_preferred", {"preferred_ip_protocol": "ip6"}, "localhost", "/ok",
+             *((False, 0) if _localhost_has_ipv6() else (True, 200))),
+        Case("name_ip4_preferred", {"preferred_ip_protocol": "ip4"}, "localhost", "/ok", True, 200),
+        Case("name_ip6_only", {"preferred_ip_protocol": "ip6", "ip_protocol_fallback": False}, "localhost", "/ok",
+             False, 0),
         Case("fail_if_not_ssl_plain", {"fail_if_not_ssl": True}, "http", "/ok", False, 200),
         Case("tls_ok", {**ca}, "https", "/ok", True, 200),
         Case("tls_untrusted", {}, "https", "/ok", False, 0),
@@ -182,7 +193,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {"modules": {c.module: {"prober": "http", "timeout": "5s", "http": c.http} for c in table}}))
         proc, blackbox_url = _start_blackbox(config)
         try:
-            yield Env(table, {"http": http_url, "https": https_url, "vhost": vhost_url, "h2": h2_url},
+            localhost = http_url.replace("127.0.0.1", "localhost")
+            yield Env(table, {"http": http_url, "https": https_url, "vhost": vhost_url, "h2": h2_url,
+                              "localhost": localhost},
                       config, blackbox_url, proxy)
         finally:
             stop(proc)
