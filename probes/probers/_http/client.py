@@ -10,6 +10,7 @@ connected and the TLS handshake is done (aiohttp connects the socket, then calls
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import time
@@ -332,6 +333,7 @@ class HttpClient:
         current: _Marks | None = None
         first: _Marks | None = None
         hop: Hop | None = None
+        unreleased: Hop | None = None  # a response to let go of, whatever happens
         phases = dict.fromkeys(PHASES, 0.0)
         cookies: RunCookies | None = None
         redirects = 0
@@ -347,6 +349,7 @@ class HttpClient:
                         hop = await h2.hop(req, ssl_context, current, reuse_connections, proxy_url)
                     else:
                         hop = await self._aiohttp_hop(req, ssl_context, current, reuse_connections, proxy_url)
+                    unreleased = hop
                     _marks.reset(token)
                     token = None
                     follow = next_request(req, hop.status, hop.headers.get("Location"))
@@ -360,12 +363,14 @@ class HttpClient:
                     if set_cookies:
                         cookies = cookies or RunCookies()
                         cookies.store(set_cookies, hop.url)
+                    unreleased = None
                     await hop.release()
                     req = with_cookies(follow, cookies)
                 limited = follow is not None
                 # A redirect not followed is the answer as it came; its body is not read (blackbox's way).
                 raw = b"" if limited else await hop.read(max_body_bytes)
                 end = _clock()
+                unreleased = None
                 await hop.release()
         except TimeoutError:
             headers_at = hop.headers_at if hop is not None else 0.0
@@ -388,6 +393,10 @@ class HttpClient:
         finally:
             if token is not None:
                 _marks.reset(token)
+            if unreleased is not None:
+                # A body left half read (timeout, too large): the connection is closed, never reused.
+                with contextlib.suppress(Exception):
+                    await unreleased.release()
         _add(phases, _phases(hop.marks, hop.headers_at, end))
         response = self._response(hop, raw, start, end, phases, redirects, first)
         response.redirect_limit = limited and follow_redirects
