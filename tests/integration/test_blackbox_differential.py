@@ -38,7 +38,7 @@ BLACKBOX = os.environ.get("BLACKBOX_EXPORTER_BIN") or shutil.which("prometheus-b
 class Case:
     module: str
     http: dict[str, Any]
-    server: str  # which server: http, https, vhost, h2, localhost
+    server: str  # which server: http, https, vhost, h2, localhost, h2-localhost
     path: str
     success: bool
     status: int
@@ -133,6 +133,8 @@ def cases(files: dict[str, str]) -> list[Case]:
                              "headers": {"Host": target.VHOST}}, "vhost", "/host", True, 200),
         Case("http2", {**ca, "valid_http_versions": ["HTTP/2.0"]}, "h2", "/ok", True, 200),
         Case("http2_not_1_1", {**ca, "valid_http_versions": ["HTTP/1.1"]}, "h2", "/ok", False, 200),
+        Case("http2_by_name", {**ca, "valid_http_versions": ["HTTP/2.0"]}, "h2-localhost", "/ok",
+             *((False, 0) if _localhost_has_ipv6() else (True, 200))),
         Case("http2_off", {**ca, "enable_http2": False, "valid_http_versions": ["HTTP/1.1"]}, "h2", "/ok", True, 200),
         Case("proxy", {"proxy_url": proxy}, "http", "/via-proxy", True, 200),
         Case("no_proxy", {}, "http", "/via-proxy", False, 403),
@@ -176,7 +178,7 @@ def _start_blackbox(config: Path) -> tuple[subprocess.Popen[bytes], str]:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     directory = tmp_path_factory.mktemp("blackbox")
     ca = trustme.CA()
-    ip_cert = issue(directory, "127.0.0.1", ca=ca, prefix="ip")
+    ip_cert = issue(directory, "127.0.0.1", "localhost", ca=ca, prefix="ip")
     vhost_cert = issue(directory, target.VHOST, ca=ca, prefix="vhost")
     (directory / "token").write_text(target.TOKEN + "\n")
     (directory / "password").write_text(target.PASSWORD)
@@ -195,7 +197,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         try:
             localhost = http_url.replace("127.0.0.1", "localhost")
             yield Env(table, {"http": http_url, "https": https_url, "vhost": vhost_url, "h2": h2_url,
-                              "localhost": localhost},
+                              "localhost": localhost, "h2-localhost": h2_url.replace("127.0.0.1", "localhost")},
                       config, blackbox_url, proxy)
         finally:
             stop(proc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from probes import __version__
 from probes.clients.tls import build_ssl_context
 from probes.config.models import TlsConfig
 from probes.errors import ProbeFailed
+from probes.probers._http.addresses import preferred
 from probes.probers._http.auth import Auth
 from probes.probers._http.compression import decode
 from probes.probers._http.http2 import Http2Transport
@@ -108,23 +108,10 @@ class _TimedResolver(AbstractResolver):
         finally:
             if marks is not None:
                 marks.resolve_end = _clock()
-        return found if marks is None else _preferred(found, *marks.prefer)
+        return found if marks is None else preferred(found, lambda r: r["family"], *marks.prefer)
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def _preferred(found: list[ResolveResult], protocol: str | None, fallback: bool) -> list[ResolveResult]:
-    """blackbox_exporter's preferred_ip_protocol / ip_protocol_fallback over the resolved addresses."""
-    if protocol is None:
-        return found
-    family = socket.AF_INET6 if protocol == "ip6" else socket.AF_INET
-    wanted = [r for r in found if r["family"] == family]
-    if wanted:
-        return wanted
-    if fallback and found:
-        return found
-    raise OSError(f"no {protocol} address" + ("" if fallback else " (ip_protocol_fallback is off)"))
 
 
 class _TimedLoop:

@@ -4,20 +4,49 @@ HTTP/1.1 only. One httpx client per TLS/proxy setting, built once and shared (ne
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from probes.errors import ProbeFailed
+from probes.probers._http.addresses import preferred
 from probes.probers._http.redirects import HopRequest
 
 if TYPE_CHECKING:
     from probes.probers._http.client import Hop, _Marks
 
 _clock = time.perf_counter
+
+
+async def _resolved(req: HopRequest, marks: _Marks) -> tuple[str, dict[str, str], str | None]:
+    """With ip_protocol, resolve here as blackbox does: connect to the chosen address, keep the name in the
+    Host header and as the TLS server name (httpx's own connect has no family preference)."""
+    target = URL(req.url)
+    host = target.host or ""
+    try:
+        ipaddress.ip_address(host)
+        return req.url, req.headers, None
+    except ValueError:
+        pass
+    marks.resolve_start = _clock()
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
+        address = str(preferred(infos, lambda info: info[0], *marks.prefer)[0][4][0])
+    except OSError as exc:
+        raise ProbeFailed("dns", f"cannot resolve host: {exc}") from None
+    finally:
+        marks.resolve_end = _clock()
+    headers = dict(req.headers)
+    if not any(k.lower() == "host" for k in headers):
+        headers["Host"] = target.raw_authority
+    return str(target.with_host(address)), headers, host
 
 
 class Http2Transport:
@@ -60,6 +89,11 @@ class Http2Transport:
                     marks.tls_version = ssl_object.version()
 
         extensions: dict[str, Any] = {"trace": trace}
+        url, send_headers = req.url, req.headers
+        if marks.prefer[0] is not None:
+            url, send_headers, sni = await _resolved(req, marks)
+            if sni:
+                extensions["sni_hostname"] = sni
         if req.server_hostname:
             extensions["sni_hostname"] = req.server_hostname
         body: dict[str, Any] = {}
@@ -69,7 +103,7 @@ class Http2Transport:
             body["content"] = req.data
         elif req.data is not None:
             body["data"] = req.data
-        request = client.build_request(req.method, req.url, params=req.params, headers=req.headers,
+        request = client.build_request(req.method, url, params=req.params, headers=send_headers,
                                        extensions=extensions, **body)
         resp = await client.send(request, stream=True)
         headers_at = _clock()
@@ -86,7 +120,8 @@ class Http2Transport:
                 chunks.append(chunk)
             return b"".join(chunks)
 
-        return Hop(resp.status_code, headers, str(resp.url), version, marks, headers_at, marks.cert_der,
+        # The URL asked for, not the address connected to: redirects and cookies go by the name.
+        return Hop(resp.status_code, headers, req.url, version, marks, headers_at, marks.cert_der,
                    read, resp.aclose)
 
     @staticmethod
