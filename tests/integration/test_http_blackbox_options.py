@@ -146,3 +146,21 @@ def test_the_relabelling_example_is_a_valid_prometheus_config() -> None:
     proc = subprocess.run([promtool, "check", "config", "--syntax-only", str(example)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scripted_steps_take_the_same_options(url: str, tmp_path: Path) -> None:
+    config = _config(tmp_path, f"""
+  - name: steps
+    type: scripted
+    steps:
+      - name: auth
+        request: {{url: "{url}/basic", basic_auth: {{username: {target.USER}, password: {target.PASSWORD}}}}}
+      - name: br
+        request: {{url: "{url}/encoded/br", compression: br}}
+        expect: {{body_matches: [decoded-text]}}
+      - name: cookie
+        request: {{url: "{url}/cookie/set", max_redirects: 1}}
+""")
+    (results,), _ = run_agent(config)
+    assert results[0].success, results[0].message
+    assert [s.step for s in results[0].steps or [] if s.success] == ["auth", "br", "cookie"]
