@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "probes.drills.command",
     "probes.consistency.command",
     "probes.slo.command",
+    "probes.blackbox.command",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -99,10 +99,12 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     security = web_security(args)
     overrides = Overrides(args.region, args.agent_id, args.listen, args.shard)
+    # Feature packages add flags to `run` and hand in their web routes (e.g. blackbox's /probe) this way.
+    plugins = [plugin for factory in getattr(args, "web_plugins", []) if (plugin := factory(args)) is not None]
 
     async def main() -> int:
         agent = await Agent.open(args.config, overrides, bearer_token_file=args.config_bearer_token_file)
-        return await serve(agent, security)
+        return await serve(agent, security, plugins)
 
     return asyncio.run(main())
 

@@ -12,13 +12,14 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from probes.agent.agent import Agent
 from probes.asgi_server import AsgiServer, WebSecurity, split_host_port, start_server
 from probes.log_format import setup_logging
 from probes.plural import count
 from probes.web.app import create_app
+from probes.web.plugins import WebPlugin
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +28,24 @@ __all__ = ["install_stop_signals", "running_agent", "serve", "setup_logging"]
 
 @contextlib.asynccontextmanager
 async def running_agent(agent: Agent, *, fallback_to_free_port: bool = False,
-                        security: WebSecurity | None = None) -> AsyncIterator[AsgiServer]:
-    """The agent probing on schedule and serving its web endpoints, until the block ends; then probes in
-    flight get `agent.shutdown_grace` to finish and the sinks flush."""
+                        security: WebSecurity | None = None,
+                        plugins: Sequence[WebPlugin] = ()) -> AsyncIterator[AsgiServer]:
+    """The agent probing on schedule and serving its web endpoints (and its plugins'), until the block ends;
+    then probes in flight get `agent.shutdown_grace` to finish and the sinks flush."""
     split_host_port(agent.listen)  # a bad address is a usage error before anything starts
     await agent.start()
     server: AsgiServer | None = None
     try:
-        server = await start_server(create_app(agent), agent.listen, fallback_to_free_port=fallback_to_free_port,
-                                    security=security)
+        routes = [route for plugin in plugins for route in plugin.routes()]
+        server = await start_server(create_app(agent, routes), agent.listen,
+                                    fallback_to_free_port=fallback_to_free_port, security=security)
         print(f"probe-agent: agent listening on {server.url}", flush=True)
         yield server
     finally:
         if server is not None:
             await server.stop()
+        for plugin in plugins:
+            await plugin.aclose()
         await agent.stop(agent.config.agent.shutdown_grace)
 
 
@@ -58,7 +63,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, on_signal, sig)
 
 
-async def serve(agent: Agent, security: WebSecurity | None = None) -> int:
+async def serve(agent: Agent, security: WebSecurity | None = None, plugins: Sequence[WebPlugin] = ()) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     loop = asyncio.get_running_loop()
@@ -70,7 +75,7 @@ async def serve(agent: Agent, security: WebSecurity | None = None) -> int:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    async with running_agent(agent, security=security):
+    async with running_agent(agent, security=security, plugins=plugins):
         log.info("probing %s as region=%s agent=%s", count(len(agent.probers()), "probe"),
                  agent.identity.region, agent.identity.agent)
         await stop.wait()

@@ -44,6 +44,8 @@ class TlsConfig(Strict):
     key_file: str | None = None
     insecure_skip_verify: bool = False
     server_name: str | None = None
+    """Default: the `Host` header when one is configured, else the URL's host (as blackbox_exporter)."""
+    min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] | None = None
 
     def file_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Files named here that cannot be read, checked at load so that the error names them (the client
@@ -95,29 +97,64 @@ class JsonCheck(Strict):
         return next(op for op in JSON_OPERATORS if op in self.model_fields_set)
 
 
+class HeaderMatch(Strict):
+    regex: str
+    allow_missing: bool = False
+    """A missing header passes instead of failing."""
+
+    _check = field_validator("regex")(check_regex)
+
+
+HeaderRule = str | HeaderMatch
+"""A regex, or `{regex, allow_missing}`."""
+
+
+def as_list(value: str | list[str] | None) -> list[str]:
+    """`body_matches: x` and `body_matches: [x, y]` alike."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def header_rule(rule: HeaderRule) -> HeaderMatch:
+    return HeaderMatch(regex=rule) if isinstance(rule, str) else rule
+
+
 class Expect(Strict):
     status: list[int] | None = None
     """Accepted status codes; default: any 2xx. A single code is a list of one."""
     max_latency: Duration | None = None
     degraded_latency: Duration | None = None
-    body_matches: str | None = None
-    body_not_matches: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    body_matches: str | list[str] | None = None
+    """A regex, or a list of them: each must match."""
+    body_not_matches: str | list[str] | None = None
+    """A regex, or a list of them: none may match."""
+    headers: dict[str, HeaderRule] = Field(default_factory=dict)
+    """Some value of each header must match (every value of a repeated header is looked at)."""
+    headers_not_matching: dict[str, HeaderRule] = Field(default_factory=dict)
+    """No value of each header may match."""
+    http_versions: list[Literal["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"]] | None = None
+    """Accepted protocol versions of the final response; default: any."""
+    ssl: bool | None = None
+    """true: the final response must come over TLS; false: it must not."""
     json_checks: list[JsonCheck] = Field(default_factory=list, alias="json")
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     cert_expires_after: Duration | None = None
 
     @field_validator("body_matches", "body_not_matches")
     @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        return None if value is None else check_regex(value)
-
-    @field_validator("headers")
-    @classmethod
-    def _header_regexes(cls, value: dict[str, str]) -> dict[str, str]:
-        for pattern in value.values():
+    def _regex(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for pattern in as_list(value):
             check_regex(pattern)
-        return {name.lower(): pattern for name, pattern in value.items()}
+        return value
+
+    @field_validator("headers", "headers_not_matching")
+    @classmethod
+    def _header_regexes(cls, value: dict[str, HeaderRule]) -> dict[str, HeaderRule]:
+        for rule in value.values():
+            if isinstance(rule, str):
+                check_regex(rule)
+        return {name.lower(): rule for name, rule in value.items()}
 
     @field_validator("json_schema")
     @classmethod
@@ -208,6 +245,40 @@ class Defaults(Strict):
         return self
 
 
+class BasicAuth(Strict):
+    username: str
+    password: str | None = None
+    password_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give either password or password_file, not both")
+        return self
+
+
+class OAuth2(Strict):
+    """The client credentials grant: a token fetched from `token_url`, kept until it expires."""
+
+    client_id: str
+    client_secret: str | None = None
+    client_secret_file: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    token_url: str
+    endpoint_params: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> OAuth2:
+        if self.client_secret is not None and self.client_secret_file is not None:
+            raise ValueError("give either client_secret or client_secret_file, not both")
+        if not self.token_url.startswith(("http://", "https://")):
+            raise ValueError(f"token_url {self.token_url!r} is not an http:// or https:// URL")
+        return self
+
+
+COMPRESSIONS = ("gzip", "br", "deflate", "identity")
+
+
 class RequestFields(Strict):
     method: str = "GET"
     url: str
@@ -225,6 +296,21 @@ class RequestFields(Strict):
     secret_headers: list[str] = Field(default_factory=list)
     """Headers besides Authorization, Proxy-Authorization, Cookie and X-Api-Key whose values are secrets:
     never shown in results, pages or logs (e.g. [X-My-Token])."""
+    http_version: Literal["1.1", "2"] = "1.1"
+    """"2": offer HTTP/2 (negotiated over TLS, HTTP/1.1 if the server declines)."""
+    compression: Literal["gzip", "br", "deflate", "identity"] | None = None
+    """Decode the body with this algorithm and fail if it is not encoded so. Nothing is asked for: send an
+    `Accept-Encoding` header for that (blackbox_exporter's semantics). Default: bodies are not decoded."""
+    proxy_url: str | None = None
+    basic_auth: BasicAuth | None = None
+    bearer_token: str | None = None
+    bearer_token_file: str | None = None
+    """Read on every run, so a rotated token is picked up."""
+    oauth2: OAuth2 | None = None
+    ip_protocol: Literal["ip4", "ip6"] | None = None
+    """Preferred address family when a name resolves to both; default: the system's order."""
+    ip_protocol_fallback: bool = True
+    """Use the other family when the preferred one has no address."""
 
     @field_validator("url")
     @classmethod
@@ -240,13 +326,49 @@ class RequestFields(Strict):
     def _method(cls, value: str) -> str:
         return value.upper()
 
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
     @model_validator(mode="after")
     def _one_body(self) -> RequestFields:
         bodies = [k for k in ("json_body", "body", "form") if getattr(self, k) is not None]
         if len(bodies) > 1:
             raise ValueError("give only one of json, body, form")
+        auth = [k for k in ("basic_auth", "bearer_token", "bearer_token_file", "oauth2")
+                if getattr(self, k) is not None]
+        if any(name.lower() == "authorization" for name in self.headers):
+            auth.append("an Authorization header")
+        if len(auth) > 1:
+            raise ValueError(f"give only one of {', '.join(auth)}")
+        accept = next((v for k, v in self.headers.items() if k.lower() == "accept-encoding"), None)
+        if self.compression is not None and accept is not None and not accepts(accept, self.compression):
+            raise ValueError(f"compression {self.compression} is not acceptable to the Accept-Encoding "
+                             f"header {accept!r}")
         register_header_secrets(self.headers, self.secret_headers)
         return self
+
+
+def accepts(accept_encoding: str, algorithm: str) -> bool:
+    """Whether an Accept-Encoding value admits `algorithm`, the way blackbox_exporter decides it: the
+    entries by quality, highest first; the first naming it (or `*`) decides; q=0 refuses."""
+    if not accept_encoding.strip():
+        return True
+    entries: list[tuple[float, str]] = []
+    for part in accept_encoding.split(","):
+        name, sep, param = part.rpartition(";") if ";" in part else (part, "", "")
+        quality = 1.0
+        if sep:
+            try:
+                quality = round(float(param.strip().removeprefix("q=")), 3)
+            except ValueError:
+                quality = 0.0
+        entries.append((quality, name.strip()))
+    entries.sort(key=lambda e: -e[0])  # stable, as Go's SliceStable
+    return next((q > 0 for q, name in entries if name in (algorithm, "*")), False)
 
 
 class ProbeBase(Strict):

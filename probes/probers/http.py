@@ -9,9 +9,12 @@ from pydantic import Field
 
 from probes.config.models import Expect, ProbeBase, RequestFields, TlsConfig
 from probes.errors import ProbeFailed
+from probes.probers._http.auth import Auth
 from probes.probers._http.certs import not_after
+from probes.probers._http.client import ResponseFailed
 from probes.probers._http.exchange import build_exchange
-from probes.probers._http.expect import ResponseView, check_latency, check_response
+from probes.probers._http.expect import RegexMismatch, ResponseView, check_latency, check_response
+from probes.probers._http.facts import response_samples
 from probes.probers.base import Prober, RunContext
 from probes.redaction import redact_text, redact_url
 from probes.result import ProbeResult, Sample
@@ -50,6 +53,12 @@ def request_arguments(cfg: RequestFields) -> dict[str, Any]:
         "max_redirects": cfg.max_redirects,
         "reuse_connections": cfg.reuse_connections,
         "max_body_bytes": cfg.max_body_bytes or 4 * 1024 * 1024,
+        "compression": cfg.compression,
+        "proxy_url": cfg.proxy_url,
+        "auth": Auth(cfg.basic_auth, cfg.bearer_token, cfg.bearer_token_file, cfg.oauth2),
+        "ip_protocol": cfg.ip_protocol,
+        "ip_protocol_fallback": cfg.ip_protocol_fallback,
+        "http_version": cfg.http_version,
     }
     if cfg.json_body is not None:
         args["json"] = cfg.json_body
@@ -90,12 +99,19 @@ class HttpProber(Prober):
         secret = getattr(cfg, "secret_headers", ())
         try:
             resp = await ctx.http.request(cfg.method, cfg.url, timeout=ctx.timeout, tls=cfg.tls, **args)
+        except ResponseFailed as exc:
+            # The answer came but its body could not be taken: its status and facts are still the run's.
+            answer = exc.response
+            return self.failure(exc.reason, exc.message, answer.elapsed, target=cfg.url,
+                                status_code=answer.status, phases=answer.phases,
+                                cert_expiry=not_after(answer.cert_der) if answer.cert_der else None,
+                                samples=response_samples(answer, regex_failed=False))
         except ProbeFailed as exc:
             exchange = build_exchange(cfg.method, cfg.url, args, None, error=exc.message, secret_headers=secret)
             return self.failure(exc.reason, exc.message, time.perf_counter() - start, target=self._target,
                                 exchanges=[exchange])
         view = ResponseView(resp)
-        samples: list[Sample] = []
+        samples: list[Sample] = response_samples(resp, regex_failed=False)
         exchange = build_exchange(cfg.method, cfg.url, args, resp, secret_headers=secret)
         result = ProbeResult(
             probe=cfg.name, type=cfg.type, success=True, duration_seconds=resp.elapsed,
@@ -110,7 +126,13 @@ class HttpProber(Prober):
                 raise failed
         except ProbeFailed as failed:
             result.success, result.reason, result.message = False, failed.reason, redact_text(failed.message)
+            if resp.redirect_limit and failed.reason == "status":
+                result.reason, result.message = "redirect", f"too many redirects ({resp.redirects})"
             exchange.error = result.message
+            if isinstance(failed, RegexMismatch):
+                for sample in samples:
+                    if sample.name == "probe_failed_due_to_regex":
+                        sample.value = 1.0
             return result
         verdict = check_latency(cfg.expect, resp.elapsed)
         result.success, result.reason, result.message, result.degraded = (

@@ -4,12 +4,13 @@ as text), POST /probes/NAME/run, /-/healthy, /-/ready, POST /-/reload, /api/resu
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from probes.web.debug_text import debug_text
 from probes.web.probe_page import DEFAULT_REFRESH as PROBE_REFRESH
@@ -29,7 +30,7 @@ def _refresh(request: Request, default: int) -> int:
         return default
 
 
-def create_app(agent: AgentView) -> Starlette:
+def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def metrics(request: Request) -> Response:
         body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
         return Response(body, media_type=CONTENT_TYPE)
@@ -81,4 +82,5 @@ def create_app(agent: AgentView) -> Starlette:
         Route("/api/results", results),
         Route("/probes/{name}", probe_page),
         Route("/probes/{name}/run", run_now, methods=["POST"]),
+        *extra_routes,
     ])

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from probes.config.models import Expect, JsonCheck
+from probes.config.models import Expect, JsonCheck, as_list, header_rule
 from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
@@ -114,6 +114,31 @@ def _validator(schema_json: str) -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+class RegexMismatch(ProbeFailed):
+    """A header or body regex decided the failure (blackbox's probe_failed_due_to_regex)."""
+
+
+def check_headers(expect: Expect, resp: HttpResponse) -> None:
+    """Every value of a repeated header is looked at, so the verdict does not depend on header order."""
+    for name, rule in expect.headers_not_matching.items():
+        match = header_rule(rule)
+        values = resp.headers.getall(name, [])
+        if not values and not match.allow_missing:
+            raise RegexMismatch("assertion", f"header {name} missing")
+        bad = next((v for v in values if _regex(match.regex).search(v)), None)
+        if bad is not None:
+            raise RegexMismatch("assertion", f"header {name}: {bad!r} matches /{match.regex}/")
+    for name, rule in expect.headers.items():
+        match = header_rule(rule)
+        values = resp.headers.getall(name, [])
+        if not values:
+            if match.allow_missing:
+                continue
+            raise RegexMismatch("assertion", f"header {name} missing")
+        if not any(_regex(match.regex).search(v) for v in values):
+            raise RegexMismatch("assertion", f"header {name}: {values[0]!r} does not match /{match.regex}/")
+
+
 def check_response(expect: Expect, view: ResponseView) -> None:
     """Everything but latency; raises ProbeFailed."""
     resp = view.response
@@ -122,16 +147,18 @@ def check_response(expect: Expect, view: ResponseView) -> None:
             raise ProbeFailed("status", f"status {resp.status}, expected 2xx")
     elif resp.status not in expect.status:
         raise ProbeFailed("status", f"status {resp.status}, expected one of {expect.status}")
-    for name, pattern in expect.headers.items():
-        value = resp.headers.get(name)
-        if value is None:
-            raise ProbeFailed("assertion", f"header {name} missing")
-        if not _regex(pattern).search(value):
-            raise ProbeFailed("assertion", f"header {name}: {value!r} does not match /{pattern}/")
-    if expect.body_matches is not None and not _regex(expect.body_matches).search(view.text):
-        raise ProbeFailed("assertion", f"body does not match /{expect.body_matches}/")
-    if expect.body_not_matches is not None and _regex(expect.body_not_matches).search(view.text):
-        raise ProbeFailed("assertion", f"body matches /{expect.body_not_matches}/")
+    check_headers(expect, resp)
+    for pattern in as_list(expect.body_matches):
+        if not _regex(pattern).search(view.text):
+            raise RegexMismatch("assertion", f"body does not match /{pattern}/")
+    for pattern in as_list(expect.body_not_matches):
+        if _regex(pattern).search(view.text):
+            raise RegexMismatch("assertion", f"body matches /{pattern}/")
+    if expect.http_versions is not None and resp.http_version not in expect.http_versions:
+        raise ProbeFailed("assertion", f"answered over {resp.http_version}, expected one of {expect.http_versions}")
+    if expect.ssl is not None and (resp.tls_version is not None) != expect.ssl:
+        raise ProbeFailed("tls", "the final response came over TLS" if expect.ssl is False
+                          else "the final response did not come over TLS")
     if expect.json_checks:
         document = view.json()
         for check in expect.json_checks:
