@@ -1,8 +1,10 @@
 """The status page as an on-call engineer sees it: headless Chromium against a running agent probing the
-demo search API. Screenshots land in docs/screenshots/ (the README shows them)."""
+demo search API. Screenshots land in a temporary folder, or in docs/screenshots/ (the ones the README
+shows) with PROBE_AGENT_SCREENSHOTS=docs/screenshots."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,6 @@ from tests.support.status import DemoAgent, demo_agent, probe_names
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed "
                                 "(tests/run.sh installs the Debian package)")
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ROWS = "[...document.querySelectorAll('tr[data-probe]')].map(r => [r.dataset.probe, r.dataset.state])"
 
 
@@ -23,6 +24,13 @@ ROWS = "[...document.querySelectorAll('tr[data-probe]')].map(r => [r.dataset.pro
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoAgent]:
     with demo_agent(tmp_path_factory.mktemp("browser"), history=30) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A test run must not rewrite tracked files: the README's pictures are refreshed only when asked for.
+    wanted = os.environ.get("PROBE_AGENT_SCREENSHOTS")
+    return Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,7 @@ def _all_ran(rows: Any) -> bool:
     return bool(rows) and all(state != "pending" for _, state in rows)
 
 
-def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser) -> None:
+def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser, shots: Path) -> None:
     # ?refresh=1: the page reloads itself every second; the test never reloads it.
     browser.goto(demo.url + "/?refresh=1")
     rows = browser.poll(ROWS, _all_ran, 30, what="every probe's first run")
@@ -44,7 +52,7 @@ def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser) -> None:
     browser.poll(ROWS, lambda rows: all(state == "up" for _, state in rows), 30, what="every probe up")
     # hourly-search has run once (soon after start) and will not run again by itself.
     hourly_runs = browser.eval("document.querySelector('tr[data-probe=\"hourly-search\"] svg title').textContent")
-    browser.screenshot(SHOTS / "status-page.png")
+    browser.screenshot(shots / "status-page.png")
 
     demo.faults.add(type="error", status=503, probability=1.0, match={"path": "^/api/search", "method": "GET"},
                     ttl="2m")
@@ -61,7 +69,7 @@ def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser) -> None:
         colour = browser.eval("getComputedStyle(document.querySelector("
                               "'tr[data-probe=\"login-then-search\"] .badge')).backgroundColor")
         assert colour == "rgb(197, 34, 31)"  # red
-        browser.screenshot(SHOTS / "status-page-failing.png")
+        browser.screenshot(shots / "status-page-failing.png")
 
         # The probe's page: the failing step and the reason, from the debug record.
         browser.eval("document.querySelector('tr[data-probe=\"login-then-search\"] a').click()")
@@ -74,7 +82,7 @@ def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser) -> None:
         assert "503" in failed_step[0] and "status" in failed_step[0]
         failure = browser.eval("document.querySelector('#last-run').innerText")
         assert "reason: status" in failure and "Authorization: <redacted>" in failure
-        browser.screenshot(SHOTS / "probe-page-failing.png")
+        browser.screenshot(shots / "probe-page-failing.png")
 
         # "Run now" on a probe that would not run for an hour: the page changes to show the new run.
         browser.goto(demo.url + "/probes/hourly-search?refresh=0")
@@ -85,11 +93,11 @@ def test_status_page_in_a_browser(demo: DemoAgent, browser: Browser) -> None:
                              lambda s: s == "down", 15, what="hourly-search to show DOWN after Run now")
         assert state == "down"
         assert browser.eval("document.querySelector('svg.spark title').textContent") != hourly_runs
-        browser.screenshot(SHOTS / "probe-page-run-now.png")
+        browser.screenshot(shots / "probe-page-run-now.png")
     finally:
         demo.faults.clear()
 
     browser.goto(demo.url + "/probes/login-then-search?debug=true")
     text = browser.eval("document.body.innerText")
     assert text.startswith("probe: login-then-search") and "=== last failure ===" in text
-    browser.screenshot(SHOTS / "debug-text.png", full_page=False)
+    browser.screenshot(shots / "debug-text.png", full_page=False)
