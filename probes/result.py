@@ -116,6 +116,13 @@ class ProbeResult:
     exchanges: list[Exchange] = field(default_factory=list)
     """The requests of the last attempt, for the debug view; empty for types that make none themselves."""
 
+    @property
+    def state(self) -> str:
+        """up, degraded or down: the word of pages, logs and `data-state` attributes."""
+        if not self.success:
+            return "down"
+        return "degraded" if self.degraded else "up"
+
     def to_dict(self, *, debug: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "probe": self.probe,

@@ -26,11 +26,7 @@ class Run:
 
 def state_of(result: ProbeResult | None) -> str:
     """The word the status page and its `data-state` attribute use."""
-    if result is None:
-        return "pending"
-    if not result.success:
-        return "down"
-    return "degraded" if result.degraded else "up"
+    return "pending" if result is None else result.state
 
 
 @dataclass(slots=True)

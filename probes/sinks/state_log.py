@@ -14,12 +14,6 @@ from probes.sinks.base import Sink, SinkMetrics
 log = logging.getLogger("probes.state")
 
 
-def state_of(result: ProbeResult) -> str:
-    if not result.success:
-        return "down"
-    return "degraded" if result.degraded else "up"
-
-
 @dataclass(slots=True)
 class _Known:
     state: str
@@ -34,7 +28,7 @@ class StateLogSink(Sink):
         self._known: dict[str, _Known] = {}
 
     def write(self, result: ProbeResult) -> None:
-        state = state_of(result)
+        state = result.state
         now = result.started_at + result.duration_seconds
         known = self._known.get(result.probe)
         if known is not None and known.state == state:

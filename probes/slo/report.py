@@ -15,6 +15,7 @@ import httpx
 
 from probes.config.slo import SloConfig
 from probes.errors import CannotRun
+from probes.page_style import CSS
 from probes.slo.queries import error_ratio
 from probes.slo.windows import HOUR, TimeScale, window_label
 
@@ -136,13 +137,8 @@ def as_json(rows: list[Row]) -> str:
                        "slos": [{**asdict(r), "budget_spent": r.budget_spent} for r in rows]}, indent=2)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-td:first-child,th:first-child{text-align:left}
-.pass{color:#17772f;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
-"""
+# The package's one stylesheet, plus right-aligned numbers for this table.
+_CSS = CSS + "td,th{text-align:right}td:first-child,th:first-child{text-align:left}\n"
 
 
 def html(rows: list[Row], url: str) -> str:
