@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
+command -v prometheus-pushgateway >/dev/null || [ -n "${PUSHGATEWAY_BIN:-}" ] || missing+=(prometheus-pushgateway)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
