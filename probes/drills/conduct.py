@@ -12,7 +12,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -122,8 +122,12 @@ def probe_timings(loaded: LoadedDrills, drill: Drill) -> tuple[list[bounds.Probe
 
 class Runner:
     def __init__(self, loaded: LoadedDrills, out: TextIO | None = None, *,
-                 wait_for_series: float | None = None) -> None:
+                 wait_for_series: float | None = None, also_check: Sequence[LoadedDrills] = (),
+                 intensity: dict[str, float] | None = None) -> None:
         self.loaded = loaded
+        # A sweep's other steps: their `within` is checked against their bounds before the first injection.
+        self.also_check = list(also_check)
+        self.intensity = intensity
         self.out = out or sys.stderr
         self.wait_for_series = loaded.spec.wait_for_series if wait_for_series is None else wait_for_series
         self._last_warning = ""
@@ -161,6 +165,9 @@ class Runner:
             checked.series = await self._wait_for_series(checked, drills)
             self._first_wait = checked.series.waited
             self.check_within(checked, drills)
+            for variant in self.also_check:
+                Runner(variant, self.out).check_within(checked, [d for d in variant.spec.drills
+                                                                 if d.name in {x.name for x in drills}])
             built = [(d, injectors.build(d.fault, client)) for d in drills]
             for _, injector in built:
                 await injector.check()
@@ -322,6 +329,7 @@ class Runner:
                 for e in drill.expect
             ],
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            intensity=self.intensity,
         )
         tag = drill.name
         self.say(f"[{tag}] baseline: checking that no expected alert is already active")
