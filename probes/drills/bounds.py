@@ -91,8 +91,14 @@ class Inputs:
     created: set[str] = field(default_factory=set)
     """Selectors that had no series before the injection: the fault creates them."""
     request_gap: float | None = None
+    fault_share: float | None = None
+    """The observed share of counted requests on the fault's paths (None: assume all)."""
     poll: float = 0.0
     poll_source: str = "drill file (poll_interval)"
+    query_rtt: float = 0.0
+    """The slowest answer to the runner's alert queries during the drill."""
+    inject_rtt: float = 0.0
+    """How long the injection call took (the clock starts before it)."""
 
 
 @dataclass
@@ -177,6 +183,9 @@ def _ramp(rule: AlertRule, inputs: Inputs) -> tuple[Term | None, str | None]:
     """The time for a windowed ratio or quantile to cross its threshold, or why it never does."""
     worst: Term | None = None
     p = inputs.intensity.probability
+    share = 1.0 if inputs.fault_share is None else inputs.fault_share
+    hits = f"fault probability {p:g}" if inputs.fault_share is None else \
+        f"fault probability {p:g} x {share:.2f} of requests on its paths (observed)"
     try:
         found = promql.comparisons(rule.query)
     except promql.PromQLError:
@@ -203,12 +212,11 @@ def _ramp(rule: AlertRule, inputs: Inputs) -> tuple[Term | None, str | None]:
                         f"rule ({1 - comparison.quantile:g} of {window:g}s window / fault probability {p:g})",
                         seconds)
         elif _is_ratio(comparison, inputs.recording) and 0 < threshold < 1:
-            if p <= threshold:
-                return None, (f"fault probability {p:g} is not above the rule's ratio threshold "
-                              f"{threshold:g}")
-            seconds = threshold * window / p
+            if p * share <= threshold:
+                return None, f"{hits} is not above the rule's ratio threshold {threshold:g}"
+            seconds = threshold * window / (p * share)
             term = Term("ratio window fill", seconds,
-                        f"rule (threshold {threshold:g} x {window:g}s window / fault probability {p:g})")
+                        f"rule (threshold {threshold:g} x {window:g}s window / {hits})")
         else:
             continue
         if worst is None or term.seconds > worst.seconds:
@@ -310,4 +318,9 @@ def compute(rule: AlertRule, inputs: Inputs, labels: dict[str, str], group_wait:
         terms.append(Term("group_wait", wait, "Alertmanager route", wait, "notified"))
     if inputs.poll:
         terms.append(Term("poll", inputs.poll, inputs.poll_source, 0.0, "allowance"))
+    if inputs.query_rtt:
+        terms.append(Term("alerts query round trip", inputs.query_rtt, "measured (slowest during the drill)",
+                          0.0, "allowance"))
+    if inputs.inject_rtt:
+        terms.append(Term("injection round trip", inputs.inject_rtt, "measured", 0.0, "allowance"))
     return bound

@@ -132,6 +132,9 @@ class Runner:
         self.wait_for_series = loaded.spec.wait_for_series if wait_for_series is None else wait_for_series
         self._last_warning = ""
         self._first_wait = 0.0
+        # Measured during each drill: how late the runner can see a state change beyond its poll interval.
+        self._max_rtt = 0.0
+        self._inject_rtt = 0.0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -207,8 +210,12 @@ class Runner:
         return wanted
 
     async def _wait_for_series(self, env: _Env, drills: list[Drill]) -> preflight.Preflight:
+        paths = {d.fault.spec.match.path for d in drills if isinstance(d.fault, FaultApiFault)}
+        # The share of traffic a fault hits is per drill: only measured when the drills agree on a path.
+        path = next(iter(paths)) if len(paths) == 1 else None
         return await preflight.wait_for_series(
-            env.prometheus, self._needs(env, drills), env.timing.scrape_interval, self.wait_for_series, self.say
+            env.prometheus, self._needs(env, drills), env.timing.scrape_interval, self.wait_for_series, self.say,
+            fault_path=path,
         )
 
     def bound_for(self, env: _Env, drill: Drill, expected: ExpectedAlert, labels: dict[str, str],
@@ -223,7 +230,10 @@ class Runner:
             intensity=intensity(drill),
             created=checked.created if checked else set(),
             request_gap=checked.request_gap if checked else None,
+            fault_share=checked.fault_share if checked else None,
             poll=env.poll,
+            query_rtt=self._max_rtt,
+            inject_rtt=self._inject_rtt,
         )
         group_wait = self._group_wait(env, labels)
         computed = [bounds.compute(rule, inputs, labels, group_wait)
@@ -297,7 +307,10 @@ class Runner:
 
     async def _active(self, env: _Env, label: str) -> list[ActiveAlert] | None:
         try:
-            return await env.prometheus.alerts()
+            asked = time.monotonic()
+            alerts = await env.prometheus.alerts()
+            self._max_rtt = max(self._max_rtt, time.monotonic() - asked)
+            return alerts
         except WatchError as exc:
             # Once per distinct problem, not once per poll.
             if str(exc) != self._last_warning:
@@ -364,8 +377,10 @@ class Runner:
         try:
             self.say(f"[{tag}] injecting {drill.fault.injector} fault (ttl {drill.fault.ttl:g}s)")
             result.injected = True
+            self._max_rtt = 0.0
             try:
                 result.fault_ref = await injector.inject(drill.fault)
+                self._inject_rtt = time.monotonic() - started
             except injectors.InjectError as exc:
                 result.error = f"inject failed: {exc}"
                 self.say(f"[{tag}] {result.error}")

@@ -48,6 +48,8 @@ class Preflight:
     waited: float = 0.0
     series: list[SeriesState] = field(default_factory=list)
     request_gap: float | None = None
+    fault_share: float | None = None
+    """The observed share of the counted requests whose path the fault matches (None: not measurable)."""
 
     @property
     def created(self) -> set[str]:
@@ -58,6 +60,7 @@ class Preflight:
             "waited_seconds": round(self.waited, 3),
             "series": [s.to_json() for s in self.series],
             "request_gap_seconds": None if self.request_gap is None else round(self.request_gap, 3),
+            "fault_share": None if self.fault_share is None else round(self.fault_share, 4),
         }
 
 
@@ -92,7 +95,7 @@ def _fresh_query(selector: promql.Selector, freshness: float) -> str:
     text = selector.text()
     if selector.is_range:
         # A rate needs two samples; both within the last few scrapes.
-        return f"count(count_over_time({text}[{freshness:.3f}s]) >= 2)"
+        return f"count(count_over_time({text}[{round(freshness * 1000)}ms]) >= 2)"
     return f"count(timestamp({text}) > time() - {freshness:.3f})"
 
 
@@ -131,6 +134,42 @@ async def _request_gap(prometheus: PrometheusClient, wanted: list[Need]) -> floa
     return max(gaps) if gaps else None
 
 
+PATH_LABELS = ("endpoint", "path", "handler", "route", "uri")
+
+
+def _label_regex(search: str) -> str:
+    """A fault's path regex (searched, like re.search) as a PromQL label regex (which is anchored)."""
+    body = search[1:] if search.startswith("^") else ".*" + search
+    return body[:-1] if body.endswith("$") and not body.endswith("\\$") else body + ".*"
+
+
+async def _rate(prometheus: PrometheusClient, selector: promql.Selector) -> float | None:
+    result = await prometheus.query(f"sum(rate({selector.text()}[1m]))")
+    try:
+        return float(result[0]["value"][1]) if result else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+async def _fault_share(prometheus: PrometheusClient, wanted: list[Need], path: str) -> float | None:
+    """Of the requests a counter rule counts, the share on paths the fault matches.
+
+    A fault on /api/search dilutes in an error ratio that also counts /metrics scrapes and health checks;
+    where the counter has a path-like label, the observed rates give the share. None when it has none.
+    """
+    counters = {n.selector.only({"job", "instance"}).text(): n.selector.only({"job", "instance"})
+                for n in wanted if n.selector.counter_range}
+    for _, base in sorted(counters.items()):
+        for label in PATH_LABELS:
+            total = await _rate(prometheus, promql.Selector(base.name, [*base.matchers, (label, "!=", "")]))
+            if not total:
+                continue
+            part = await _rate(prometheus, promql.Selector(
+                base.name, [*base.matchers, (label, "=~", _label_regex(path))])) or 0.0
+            return min(1.0, part / total)
+    return None
+
+
 async def wait_for_series(
     prometheus: PrometheusClient,
     wanted: list[Need],
@@ -138,6 +177,7 @@ async def wait_for_series(
     limit: float,
     say: Callable[[str], None],
     poll: float = 0.5,
+    fault_path: str | None = None,
 ) -> Preflight:
     """Until every needed selector has fresh samples; raises CannotRun naming the missing ones."""
     freshness = 2 * scrape_interval + 1.0
@@ -171,6 +211,7 @@ async def wait_for_series(
         say(f"drill: series present after {waited:.1f}s")
     try:
         gap = await _request_gap(prometheus, wanted)
+        share = await _fault_share(prometheus, wanted, fault_path) if fault_path else None
     except WatchError:
-        gap = None
-    return Preflight(waited, list(states.values()), gap)
+        gap, share = None, None
+    return Preflight(waited, list(states.values()), gap, share)

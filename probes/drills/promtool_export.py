@@ -4,7 +4,7 @@ For each drill whose alerts fired, two files: `<drill>.rules.yml` (the alerting 
 plus the recording rules it reads; annotations left out, since their rendered $value depends on the moment)
 and `<drill>.test.yml`: the input series as Prometheus stored them around the drill (query_range of the
 rule's selectors at the scrape interval, `_` where there was no sample), no alert just before the
-injection, and the alert firing at the measured time rounded up to the evaluation interval. The grid is
+injection, and the alert firing at the measured time rounded down to the evaluation interval. The grid is
 aligned with the rule group's own evaluations, so promtool evaluates at the instants Prometheus did.
 `promtool test rules DIR/<drill>.test.yml` then pins the rule's behaviour in CI, no live stack needed.
 """
@@ -136,7 +136,9 @@ async def export_drill(
     for alert in fired:
         if alert.alert not in rules:
             continue
-        at = math.ceil((injected + (alert.firing or 0.0)) / evaluation - 1e-9) * evaluation
+        # The alert fired at an evaluation before the runner saw it (at most a poll later), on this grid:
+        # round down. Rounding up can land after the revert, when the replay has already resolved it.
+        at = math.floor((injected + (alert.firing or 0.0)) / evaluation + 1e-9) * evaluation
         expected = alert.firing_labels or [alert.seen_labels]
         tests.append({"eval_time": _seconds(before), "alertname": alert.alert, "exp_alerts": []})
         tests.append({

@@ -12,7 +12,7 @@ from html import escape
 from typing import Any, TextIO
 
 from probes.drills.results import Report
-from probes.drills.spec import CommandFault, DrillFile, FaultApiFault, LoadedDrills, ToxiproxyFault
+from probes.drills.spec import CommandFault, FaultApiFault, LoadedDrills, ToxiproxyFault
 from probes.durations import parse_duration
 from probes.errors import UsageError
 
@@ -70,7 +70,7 @@ def step(loaded: LoadedDrills, names: list[str] | None, parameter: str, value: f
                 raise UsageError(f"{where}: --sweep latency needs a latency toxic")
             else:
                 fault.spec.attributes["latency"] = round(value * 1000)
-    return LoadedDrills(DrillFile.model_validate(spec.model_dump()), loaded.doc)
+    return LoadedDrills(spec, loaded.doc)
 
 
 @dataclass

@@ -203,3 +203,19 @@ def test_route_timing_follows_the_first_matching_route(labels: dict[str, str], w
 def test_route_timing_defaults() -> None:
     assert route_timing({}, {}).group_wait == 30
     assert route_timing({"route": {"matchers": []}}, {}).group_interval == 300
+
+
+def test_preflight_waits_for_the_rule_inputs_narrowed_to_the_expected_labels() -> None:
+    from probes.drills.preflight import _label_regex, needs
+
+    rule = AlertRule("ProbeFailing", "probe_success == 0", 2, {"severity": "critical"}, "g", 0)
+    labels = {"alertname": "ProbeFailing", "probe": "search", "severity": "critical"}
+    assert [n.text for n in needs(rule, labels, {})] == ['probe_success{probe="search"}']
+    # Through recording rules down to the raw counters; a recorded series' labels (slo) are not theirs.
+    burn = AlertRule("SLOErrorBudgetBurn", BURN, 120, {"severity": "page"}, "g", 30)
+    texts = [n.text for n in needs(burn, {"slo": "search-availability", "severity": "page"}, RECORDED)]
+    assert texts == ['http_requests_total{job="api",status=~"5.."}', 'http_requests_total{job="api"}']
+    assert all(n.selector.counter_range for n in needs(burn, {}, RECORDED))
+    # A fault's searched path regex as an (anchored) label regex.
+    assert _label_regex("^/api/search") == "/api/search.*"
+    assert _label_regex("/items/[0-9]+$") == ".*/items/[0-9]+"
