@@ -104,6 +104,9 @@ def handle(args: argparse.Namespace) -> int:
         from probes.drills.sweep import parse_sweep
 
         sweep = parse_sweep(args.sweep)
+        if args.junit:
+            raise UsageError("--junit does not combine with --sweep (a sweep's steps fail by design); "
+                             "use --report-json or --report-html")
     loaded = spec.load(args.config, select=args.drill or None)
     known = [d.name for d in loaded.spec.drills]
     unknown = [name for name in args.drill if name not in known]
