@@ -108,6 +108,8 @@ class Bound:
     unreachable: str | None = None
     """Why the alert cannot fire at this intensity (then there is no finite bound)."""
     notes: list[str] = field(default_factory=list)
+    window: float = 0.0
+    """The longest range the rule reads (through recording rules): how long a fault's traces stay in it."""
 
     def _sum(self, stages: tuple[str, ...], attr: str) -> float:
         return sum(getattr(t, attr) for t in self.terms if t.stage in stages)
@@ -253,7 +255,7 @@ def compute(rule: AlertRule, inputs: Inputs, labels: dict[str, str], group_wait:
         recorded += rules
     black_box = any(s.name.startswith("probe_") for s in leaves)
     kind = "black-box" if black_box else ("burn-rate" if recorded else "white-box")
-    bound = Bound(kind, [])
+    bound = Bound(kind, [], window=max((s.range_seconds or 0.0 for s in leaves), default=0.0))
     if parse_note:
         bound.notes.append(parse_note)
     terms = bound.terms

@@ -74,7 +74,7 @@ class Selector:
         return Selector(self.name, [m for m in self.matchers if m[0] in names], self.range_seconds, self.function)
 
     def text(self) -> str:
-        inner = ",".join(f'{label}{op}"{_escape(value)}"' for label, op, value in self.matchers)
+        inner = ",".join(f'{label}{op}"{escape_value(value)}"' for label, op, value in self.matchers)
         return f"{self.name}{{{inner}}}" if inner else self.name
 
 
@@ -89,7 +89,7 @@ class Comparison:
     quantile: float | None  # histogram_quantile(q, ...) on the left
 
 
-def _escape(value: str) -> str:
+def escape_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

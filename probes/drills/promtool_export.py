@@ -4,7 +4,8 @@ For each drill whose alerts fired, two files: `<drill>.rules.yml` (the alerting 
 plus the recording rules it reads; annotations left out, since their rendered $value depends on the moment)
 and `<drill>.test.yml`: the input series as Prometheus stored them around the drill (query_range of the
 rule's selectors at the scrape interval, `_` where there was no sample), no alert just before the
-injection, and the alert firing at the measured time rounded down to the evaluation interval. The grid is
+injection, and the alert firing at the measured time rounded down to the evaluation interval (or one
+evaluation later, within the span where Prometheus' own ALERTS series shows it firing). The grid is
 aligned with the rule group's own evaluations, so promtool evaluates at the instants Prometheus did.
 `promtool test rules DIR/<drill>.test.yml` then pins the rule's behaviour in CI, no live stack needed.
 """
@@ -41,11 +42,7 @@ def _seconds(value: float) -> str:
 
 def _series_name(metric: dict[str, str]) -> str:
     name = metric.get("__name__", "")
-    labels = ",".join(
-        f'{k}="{v}"'.replace("\n", "\\n")
-        for k, v in sorted(metric.items())
-        if k != "__name__"
-    )
+    labels = ",".join(f'{k}="{promql.escape_value(v)}"' for k, v in sorted(metric.items()) if k != "__name__")
     return f"{name}{{{labels}}}"
 
 
@@ -59,6 +56,30 @@ def _needed_recordings(query: str, recording: dict[str, RecordingRule], out: dic
         if rule is not None and rule.name not in out:
             out[rule.name] = rule
             _needed_recordings(rule.query, recording, out)
+
+
+async def _firing_span(prometheus: PrometheusClient, name: str, labels: dict[str, str], start: float,
+                       step: float, points: int) -> list[float]:
+    """Offsets from `start` (on the grid) at which Prometheus recorded the alert as firing."""
+    selector = promql.Selector("ALERTS", [("alertname", "=", name), ("alertstate", "=", "firing")])
+    result = await prometheus.query_range(selector.with_labels(labels).text(), start,
+                                          start + (points - 1) * step, step)
+    offsets = sorted({round((float(ts) - start) / step) * step for item in result
+                      for ts, _ in item.get("values") or []})
+    return [o for o in offsets if o <= (points - 1) * step]
+
+
+def _run_around(offsets: list[float], at: float, step: float) -> list[float]:
+    """The consecutive offsets (one step apart) that contain `at`; [] when `at` is not among them."""
+    index = next((i for i, o in enumerate(offsets) if abs(o - at) < step / 2), None)
+    if index is None:
+        return []
+    first = last = index
+    while first > 0 and abs(offsets[first] - offsets[first - 1] - step) < step / 2:
+        first -= 1
+    while last + 1 < len(offsets) and abs(offsets[last + 1] - offsets[last] - step) < step / 2:
+        last += 1
+    return offsets[first:last + 1]
 
 
 async def export_drill(
@@ -139,6 +160,14 @@ async def export_drill(
         # The alert fired at an evaluation before the runner saw it (at most a poll later), on this grid:
         # round down. Rounding up can land after the revert, when the replay has already resolved it.
         at = math.floor((injected + (alert.firing or 0.0)) / evaluation + 1e-9) * evaluation
+        span = _run_around(await _firing_span(prometheus, alert.alert, alert.labels, start, step, points),
+                           at, step)
+        if span:
+            # Prometheus' own ALERTS series says when it fired. The replay reads the stored samples a
+            # moment after Prometheus did (it can see a scrape one evaluation earlier: start and end of
+            # firing earlier), and a resampled window can cross its threshold one evaluation later: the
+            # span's first evaluation for a short span, its second for a longer one, is firing in both.
+            at = span[min((len(span) - 1) // 2, 1)]
         expected = alert.firing_labels or [alert.seen_labels]
         tests.append({"eval_time": _seconds(before), "alertname": alert.alert, "exp_alerts": []})
         tests.append({

@@ -6,7 +6,9 @@ fault rarer than its threshold).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, TextIO
@@ -169,6 +171,8 @@ async def run_sweep(loaded: LoadedDrills, names: list[str] | None, parameter: st
     for index, (value, variant) in enumerate(zip(values, variants, strict=True)):
         runner = Runner(variant, out, wait_for_series=wait_for_series,
                         also_check=variants if index == 0 else [], intensity={parameter: value})
+        if index:
+            await _drain(sweep.steps[-1][1], runner)
         runner.say(f"sweep: {parameter} = {_label(parameter, value)}")
         report = await runner.run(names)
         sweep.steps.append((value, report))
@@ -176,3 +180,17 @@ async def run_sweep(loaded: LoadedDrills, names: list[str] | None, parameter: st
             sweep.interrupted = report.interrupted
             break
     return sweep
+
+
+async def _drain(previous: Report, runner: Any) -> None:
+    """Until the previous step's fault has left the rules' range windows: a step must not start with the
+    last one's errors still counted (it would fire sooner, or at all)."""
+    wait = 0.0
+    for drill in previous.drills:
+        if drill.injected_at is None or drill.reverted is None:
+            continue
+        window = max((a.bound.window for a in drill.alerts if a.bound is not None), default=0.0)
+        wait = max(wait, drill.injected_at + drill.reverted + window - time.time())
+    if wait > 0:
+        runner.say(f"sweep: waiting {wait:.0f}s for the last step's fault to leave the rules' range windows")
+        await asyncio.sleep(wait)

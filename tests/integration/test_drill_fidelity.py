@@ -201,26 +201,24 @@ def test_service_down_through_the_proxy_exports_a_passing_promtool_test_and_the_
     # The exported regression test reproduces the drill under promtool, no live stack needed.
     test_file = export / "scrape-fails.test.yml"
     assert test_file.exists() and (export / "scrape-fails.rules.yml").exists()
-    promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    checked = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
-                             timeout=60, check=False)
-    assert checked.returncode == 0, checked.stdout + checked.stderr + test_file.read_text()
+    _promtool_passes(test_file)
     assert 'up{instance=' in test_file.read_text() and "exp_alerts: []" in test_file.read_text()
     # ... and it is a real test: claiming the alert at the injection itself fails.
     broken = test_file.read_text().replace("exp_alerts: []", "exp_alerts: [{exp_labels: {severity: critical}}]")
     test_file.write_text(broken)
-    failed = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    failed = subprocess.run([shutil.which("promtool") or "/usr/bin/promtool", "test", "rules", str(test_file)],
+                            capture_output=True, text=True, timeout=60, check=False)
     assert failed.returncode != 0
 
 
 def test_sweep_finds_high_error_rate_above_its_threshold_only(env: Env, tmp_path: Path) -> None:
     wait_quiet(env.stack.prometheus_url)
-    expect = [{"alert": "HighErrorRate", "labels": {"job": "demo-api"}, "within": "15s"}]
+    expect = [{"alert": "HighErrorRate", "labels": {"job": "demo-api"}, "within": "13s"}]
     path = write_drills(tmp_path / "d.yaml", env.stack, [_drill("errors", error_fault(env.target, TOKEN), expect)])
-    html = tmp_path / "sweep.html"
-    result = run_cli("drill", "--config", str(path), "--sweep", "probability=0.01,0.02,0.25,1.0",
-                     "--report-json", "-", "--report-html", str(html), timeout=240)
+    html, export = tmp_path / "sweep.html", tmp_path / "promtool"
+    # From the full outage down: each step waits for the last one's errors to leave the 30 s window.
+    result = run_cli("drill", "--config", str(path), "--sweep", "probability=1.0,0.25,0.02,0.01",
+                     "--report-json", "-", "--report-html", str(html), "--export-promtool", str(export), timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     _no_faults(env)
     report = _report(result)
@@ -229,7 +227,8 @@ def test_sweep_finds_high_error_rate_above_its_threshold_only(env: Env, tmp_path
     fired = {s["value"]: s["fired"] for s in row["steps"]}
     # HighErrorRate: more than 5% of requests answer 5xx. Below that it must stay quiet; above, fire.
     assert fired == {0.01: False, 0.02: False, 0.25: True, 1.0: True}, row
-    assert [s["predicted_to_fire"] for s in row["steps"]] == [False, False, True, True]
+    assert [s["predicted_to_fire"] for s in row["steps"]] == [True, True, False, False]
+    assert result.stderr.count("for the last step's fault to leave the rules' range windows") >= 2
     assert row["smallest_caught"] == 0.25
     for step in report["steps"]:
         [drill] = step["drills"]
@@ -247,6 +246,17 @@ def test_sweep_finds_high_error_rate_above_its_threshold_only(env: Env, tmp_path
     page = html.read_text()
     assert "Sensitivity sweep over probability" in page and "did not fire (bound: cannot fire)" in page
     assert page.count("<svg") == 4
+    # The steps that fired replay under promtool: the ratio over rate()[30s] from the stored samples.
+    assert sorted(p.name for p in export.iterdir()) == ["probability-0.25", "probability-1"]
+    for step_dir in export.iterdir():
+        _promtool_passes(step_dir / "errors.test.yml")
+
+
+def _promtool_passes(test_file: Path) -> None:
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    checked = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr + test_file.read_text()
 
 
 def test_ledger_lists_never_drilled_and_stale_alerts(env: Env, tmp_path: Path) -> None:
