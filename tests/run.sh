@@ -8,6 +8,7 @@ command -v prometheus >/dev/null || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(pr
 command -v prometheus-alertmanager >/dev/null || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
 # The reference of the blackbox_exporter differential test.
 command -v prometheus-blackbox-exporter >/dev/null || [ -n "${BLACKBOX_EXPORTER_BIN:-}" ] || missing+=(prometheus-blackbox-exporter)
+command -v prometheus-pushgateway >/dev/null || [ -n "${PUSHGATEWAY_BIN:-}" ] || missing+=(prometheus-pushgateway)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The status page is tested in a real headless browser (tests/support/browser.py).
 command -v chromium >/dev/null || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)

@@ -93,7 +93,7 @@ async def run_demo(listen: str | None, target_listen: str, duration: float | Non
                     from probes.drills.demo_drill import run_demo_drill
 
                     print(header, flush=True)
-                    return await run_demo_drill(target.url, server.url, token)
+                    return await run_demo_drill(target.url, server.url, token, agent_config=config_path)
                 deadline = time.monotonic() + duration if duration else None
                 await _live_table(agent, stop, header, deadline)
     finally:

@@ -12,7 +12,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -20,20 +20,21 @@ from typing import TextIO
 import httpx
 
 from probes.asgi_server import AsgiServer, bind_socket, split_host_port
-from probes.drills import bounds, injectors
+from probes.drills import bounds, injectors, preflight
 from probes.drills.alertmanager import AlertmanagerClient, route_timing
 from probes.drills.prometheus import (
     ActiveAlert,
     AlertRule,
     PrometheusClient,
+    RecordingRule,
     ScrapeTiming,
     WatchError,
     matches,
 )
 from probes.drills.receiver import Inbox, create_app
 from probes.drills.results import AlertResult, DrillResult, Report
-from probes.drills.spec import Drill, ExpectedAlert, LoadedDrills
-from probes.errors import ConfigError
+from probes.drills.spec import CommandFault, Drill, ExpectedAlert, FaultApiFault, LoadedDrills, ToxiproxyFault
+from probes.errors import CannotRun, ConfigError
 
 NOTIFY_SLACK = 5.0  # a notification may take a moment past group_wait (webhook call, flush tick)
 
@@ -48,6 +49,9 @@ class _Env:
     inbox: Inbox | None
     poll: float
     out: TextIO
+    recording: dict[str, RecordingRule] = field(default_factory=dict)
+    probes: dict[str, tuple[list[bounds.ProbeTiming], str] | None] = field(default_factory=dict)
+    series: preflight.Preflight | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
 
@@ -89,11 +93,48 @@ def check_rules(loaded: LoadedDrills, drills: list[Drill], rules: list[AlertRule
         raise ConfigError(errors)
 
 
+def intensity(drill: Drill) -> bounds.Intensity:
+    """How much traffic the drill's fault hits, as far as the drill file says."""
+    fault = drill.fault
+    if isinstance(fault, FaultApiFault):
+        return bounds.Intensity(fault.spec.probability, fault.spec.type, fault.spec.latency)
+    if isinstance(fault, ToxiproxyFault):
+        latency = fault.spec.attributes.get("latency") if fault.spec.type == "latency" else None
+        seconds = float(latency) / 1000 if isinstance(latency, int | float) else None
+        return bounds.Intensity(fault.spec.toxicity, fault.spec.type, seconds)
+    assert isinstance(fault, CommandFault)
+    return bounds.Intensity()
+
+
+def probe_timings(loaded: LoadedDrills, drill: Drill) -> tuple[list[bounds.ProbeTiming], str] | None:
+    """The probes of the drill's agent config (intervals, timeouts, retries); invalid config: exit 2."""
+    path = loaded.agent_config_path(drill)
+    if path is None:
+        return None
+    from probes.agent.config_file import load_config
+
+    config = load_config(str(path))
+    timings = [
+        bounds.ProbeTiming(p.name, p.interval, p.timeout, p.retries, p.retry_delay) for p in config.probes
+    ]
+    return timings, f"agent config {path.name}"
+
+
 class Runner:
-    def __init__(self, loaded: LoadedDrills, out: TextIO | None = None) -> None:
+    def __init__(self, loaded: LoadedDrills, out: TextIO | None = None, *,
+                 wait_for_series: float | None = None, also_check: Sequence[LoadedDrills] = (),
+                 intensity: dict[str, float] | None = None) -> None:
         self.loaded = loaded
+        # A sweep's other steps: their `within` is checked against their bounds before the first injection.
+        self.also_check = list(also_check)
+        self.intensity = intensity
         self.out = out or sys.stderr
+        self.wait_for_series = loaded.spec.wait_for_series if wait_for_series is None else wait_for_series
         self._last_warning = ""
+        self._first_wait = 0.0
+        # Measured during each drill: how late the runner can see a state change beyond its poll interval.
+        self._max_rtt = 0.0
+        self._inject_rtt = 0.0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -115,9 +156,24 @@ class Runner:
 
                 raise CannotRun(f"Prometheus at {spec.prometheus}: {exc}") from None
             check_rules(self.loaded, drills, rules)
+            try:
+                recording = await prometheus.recording_rules()
+            except WatchError as exc:
+                raise CannotRun(f"Prometheus at {spec.prometheus}: {exc}") from None
             alertmanager = AlertmanagerClient(spec.alertmanager, client) if spec.alertmanager else None
             am_config = await alertmanager.config() if alertmanager else None
             await self._wiring_warnings(prometheus, am_config)
+            probes = {d.name: probe_timings(self.loaded, d) for d in drills}
+            checked = _Env(prometheus, alertmanager, am_config, timing, rules, None, spec.poll_interval,
+                           self.out, recording, probes)
+            # Before anything is injected anywhere: every rule's inputs are scraped, every `within` is
+            # at least the computed bound, every injector answers.
+            checked.series = await self._wait_for_series(checked, drills)
+            self._first_wait = checked.series.waited
+            self.check_within(checked, drills)
+            for variant in self.also_check:
+                Runner(variant, self.out).check_within(checked, [d for d in variant.spec.drills
+                                                                 if d.name in {x.name for x in drills}])
             built = [(d, injectors.build(d.fault, client)) for d in drills]
             for _, injector in built:
                 await injector.check()
@@ -131,7 +187,8 @@ class Runner:
                 await receiver.start()
                 self.say(f"probe-agent: receiver listening on {receiver.url}")
             env = _Env(
-                prometheus, alertmanager, am_config, timing, rules, inbox, spec.poll_interval, self.out
+                prometheus, alertmanager, am_config, timing, rules, inbox, spec.poll_interval, self.out,
+                recording, probes, checked.series,
             )
             report = Report()
             with self._signals(env):
@@ -145,6 +202,67 @@ class Runner:
                         await receiver.stop()
             report.interrupted = env.stop_reason
             return report
+
+    def _needs(self, env: _Env, drills: list[Drill]) -> list[preflight.Need]:
+        wanted: list[preflight.Need] = []
+        for drill in drills:
+            for expected in drill.expect:
+                for rule in _candidate_rules(env.rules, expected):
+                    wanted += preflight.needs(rule, {"alertname": expected.alert, **expected.labels},
+                                              env.recording)
+        return wanted
+
+    async def _wait_for_series(self, env: _Env, drills: list[Drill]) -> preflight.Preflight:
+        paths = {d.fault.spec.match.path for d in drills if isinstance(d.fault, FaultApiFault)}
+        # The share of traffic a fault hits is per drill: only measured when the drills agree on a path.
+        path = next(iter(paths)) if len(paths) == 1 else None
+        return await preflight.wait_for_series(
+            env.prometheus, self._needs(env, drills), env.timing.scrape_interval, self.wait_for_series, self.say,
+            fault_path=path,
+        )
+
+    def bound_for(self, env: _Env, drill: Drill, expected: ExpectedAlert, labels: dict[str, str],
+                  checked: preflight.Preflight | None) -> bounds.Bound | None:
+        """The tightest bound among the rules that can produce this alert."""
+        probes = env.probes.get(drill.name)
+        inputs = bounds.Inputs(
+            timing=env.timing,
+            recording=env.recording,
+            probes=probes[0] if probes else None,
+            probes_source=probes[1] if probes else "agent config",
+            intensity=intensity(drill),
+            created=checked.created if checked else set(),
+            request_gap=checked.request_gap if checked else None,
+            fault_share=checked.fault_share if checked else None,
+            poll=env.poll,
+            query_rtt=self._max_rtt,
+            inject_rtt=self._inject_rtt,
+        )
+        group_wait = self._group_wait(env, labels)
+        computed = [bounds.compute(rule, inputs, labels, group_wait)
+                    for rule in _candidate_rules(env.rules, expected)]
+        if not computed:
+            return None
+        return min(computed, key=lambda b: b.firing)
+
+    def check_within(self, env: _Env, drills: list[Drill]) -> None:
+        """A `within` shorter than the computed bound cannot be met reliably: exit 2 before injecting."""
+        errors = []
+        for index, drill in enumerate(self.loaded.spec.drills):
+            if drill not in drills:
+                continue
+            for j, expected in enumerate(drill.expect):
+                labels = {"alertname": expected.alert, **expected.labels}
+                bound = self.bound_for(env, drill, expected, labels, env.series)
+                if bound is None or not bound.reachable or bound.firing <= expected.within:
+                    continue
+                errors.append(self.loaded.error(
+                    ("drills", index, "expect", j, "within"),
+                    f"within {expected.within:g}s is shorter than the computed bound for {expected.alert}: "
+                    f"{bound.explain()}",
+                ))
+        if errors:
+            raise ConfigError(errors)
 
     async def _wiring_warnings(self, prometheus: PrometheusClient, am_config: dict[str, object] | None) -> None:
         """Hints for the usual reasons a notification never arrives; the drill still runs and reports."""
@@ -192,7 +310,10 @@ class Runner:
 
     async def _active(self, env: _Env, label: str) -> list[ActiveAlert] | None:
         try:
-            return await env.prometheus.alerts()
+            asked = time.monotonic()
+            alerts = await env.prometheus.alerts()
+            self._max_rtt = max(self._max_rtt, time.monotonic() - asked)
+            return alerts
         except WatchError as exc:
             # Once per distinct problem, not once per poll.
             if str(exc) != self._last_warning:
@@ -224,6 +345,7 @@ class Runner:
                 for e in drill.expect
             ],
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            intensity=self.intensity,
         )
         tag = drill.name
         self.say(f"[{tag}] baseline: checking that no expected alert is already active")
@@ -244,12 +366,24 @@ class Runner:
             result.judge()
             return result
 
+        try:
+            result.preflight = await self._wait_for_series(env, [drill])
+        except CannotRun as exc:
+            result.error = f"{exc}; nothing injected"
+            result.judge()
+            return result
+        result.preflight.waited += self._first_wait
+        self._first_wait = 0.0
+        env.series = result.preflight
         started = time.monotonic()
+        result.injected_at = time.time()
         try:
             self.say(f"[{tag}] injecting {drill.fault.injector} fault (ttl {drill.fault.ttl:g}s)")
             result.injected = True
+            self._max_rtt = 0.0
             try:
                 result.fault_ref = await injector.inject(drill.fault)
+                self._inject_rtt = time.monotonic() - started
             except injectors.InjectError as exc:
                 result.error = f"inject failed: {exc}"
                 self.say(f"[{tag}] {result.error}")
@@ -324,6 +458,8 @@ class Runner:
             if any(a.state == state for a in mine) and getattr(alert, state) is None:
                 setattr(alert, state, now)
                 alert.seen_labels = next(a.labels for a in mine if a.state == state)
+                if state == "firing":
+                    alert.firing_labels = [a.labels for a in mine if a.state == "firing"]
                 self.say(f"[{tag}] +{now:5.1f}s {alert.alert} {state}")
         if alert.firing is not None and alert.pending is None:
             alert.pending = alert.firing  # `for: 0`, or pending between two polls
@@ -395,8 +531,4 @@ class Runner:
     def _set_bounds(self, env: _Env, drill: Drill, result: DrillResult) -> None:
         for alert, expected in zip(result.alerts, drill.expect, strict=True):
             labels = alert.seen_labels or {"alertname": expected.alert, **expected.labels}
-            candidates = _candidate_rules(env.rules, expected)
-            group_wait = self._group_wait(env, labels)
-            computed = [bounds.compute(rule, env.timing, labels, group_wait) for rule in candidates]
-            if computed:
-                alert.bound = min(computed, key=lambda b: b.firing)
+            alert.bound = self.bound_for(env, drill, expected, labels, result.preflight)

@@ -35,9 +35,10 @@ async def generate_traffic(url: str, stop: asyncio.Event, every: float = 0.1) ->
 
 
 def demo_drills(prometheus: str, alertmanager: str | None, receiver_port: int, target_url: str,
-                admin_token: str) -> DrillFile:
+                admin_token: str, agent_config: str | None = None) -> DrillFile:
     return DrillFile.model_validate({
         "prometheus": prometheus,
+        "agent_config": agent_config,
         "alertmanager": alertmanager,
         "receiver": {"listen": f"127.0.0.1:{receiver_port}"},
         "drills": [{
@@ -54,7 +55,7 @@ def demo_drills(prometheus: str, alertmanager: str | None, receiver_port: int, t
     })
 
 
-async def run_demo_drill(target_url: str, agent_url: str, admin_token: str) -> int:
+async def run_demo_drill(target_url: str, agent_url: str, admin_token: str, agent_config: str | None = None) -> int:
     """Start a local stack around the running demo target and agent, drill it, print the report."""
     target_url, agent_url = target_url.rstrip("/"), agent_url.rstrip("/")
     try:
@@ -73,7 +74,7 @@ async def run_demo_drill(target_url: str, agent_url: str, admin_token: str) -> i
                 # A few scrapes of normal traffic first: a rate needs samples from before the fault.
                 await asyncio.sleep(2)
                 spec = demo_drills(stack.prometheus_url, stack.alertmanager_url, receiver_port, target_url,
-                                   admin_token)
+                                   admin_token, agent_config)
                 result = await Runner(LoadedDrills(spec, None)).run()
             finally:
                 stop.set()

@@ -37,7 +37,7 @@ def _span(drill: DrillResult) -> float:
         ]
         if drill.reverted is not None:
             times += [drill.reverted + t for t in (alert.resolved, alert.resolved_notified) if t is not None]
-        if alert.bound is not None:
+        if alert.bound is not None and alert.bound.reachable:
             times.append(alert.bound.notified or alert.bound.firing)
     return max(1.0, max(times) * 1.08)
 
@@ -98,7 +98,7 @@ def timeline_svg(drill: DrillResult) -> str:
 def _alert_row(alert: AlertResult, reverted: float | None, y: float, x: object) -> list[str]:
     assert callable(x)
     out = [f'<text x="8" y="{y + 4}">{escape(alert.alert[:24])}</text>']
-    if alert.bound is not None:
+    if alert.bound is not None and alert.bound.reachable:
         low, high = alert.bound.firing_min, alert.bound.firing
         out.append(
             f'<rect x="{x(low):.1f}" y="{y - 11}" width="{max(1.0, x(high) - x(low)):.1f}" height="22" '
@@ -167,7 +167,24 @@ def _alert_row(alert: AlertResult, reverted: float | None, y: float, x: object) 
     return out
 
 
-def _drill_section(drill: DrillResult) -> str:
+def _bound_cell(alert: AlertResult) -> str:
+    bound = alert.bound
+    if bound is None:
+        return "-"
+    if not bound.reachable:
+        return "cannot fire"
+    mark = {True: " ✓", False: ' <span class="fail">outside</span>', None: ""}[alert.within_bound]
+    return f"{bound.firing_min:.1f}&ndash;{bound.firing:.1f} s{mark}"
+
+
+def _terms_title(alert: AlertResult) -> str:
+    """The bound's terms as a tooltip on its cell."""
+    if alert.bound is None:
+        return ""
+    return f' title="{escape(alert.bound.explain())}"'
+
+
+def drill_section(drill: DrillResult) -> str:
     verdict = '<span class="pass">PASSED</span>' if drill.passed else '<span class="fail">FAILED</span>'
     rows = []
     for a in drill.alerts:
@@ -176,7 +193,7 @@ def _drill_section(drill: DrillResult) -> str:
         rows.append(
             f"<tr><td>{escape(a.alert)}{' {' + escape(labels) + '}' if labels else ''}</td>"
             f"<td>{_fmt(a.pending)}</td><td>{_fmt(a.firing)}</td>"
-            f"<td>{_fmt(a.bound.firing if a.bound else None)}</td><td>{a.within:g} s</td>"
+            f"<td{_terms_title(a)}>{_bound_cell(a)}</td><td>{a.within:g} s</td>"
             f"<td>{_fmt(a.notified) if a.notify else 'not expected'}</td><td>{_fmt(a.resolved)}</td>"
             f"<td>{ok}</td><td>{escape(a.message or '')}</td></tr>"
         )
@@ -185,7 +202,7 @@ def _drill_section(drill: DrillResult) -> str:
         f"<section><h2>{escape(drill.name)} — {verdict}</h2>{error}"
         f"<p>fault: <code>{escape(json.dumps(drill.fault))}</code>; started {escape(drill.started_at)}; "
         f"reverted after {_fmt(drill.reverted)}</p>"
-        "<table><tr><th>alert</th><th>pending</th><th>firing</th><th>bound</th><th>within</th>"
+        "<table><tr><th>alert</th><th>pending</th><th>firing</th><th>bound [min&ndash;max]</th><th>within</th>"
         "<th>notified</th><th>resolved after revert</th><th>result</th><th></th></tr>"
         + "".join(rows)
         + "</table>"
@@ -203,7 +220,7 @@ def to_html(report: Report) -> str:
     legend = (
         "<p>Times are seconds from the injection (resolution: from the revert). Hatched band: the "
         "theoretical firing window, from the rule's <code>for</code> to the bound "
-        "(scrape + evaluation + for); "
+        "(probe run, scrapes, window fill, evaluations, for: hover a bound for its terms); "
         "amber: pending; red: firing; blue diamond: notification at the receiver; purple: Alertmanager; "
         "green: resolved.</p>"
     )
@@ -217,6 +234,14 @@ def to_html(report: Report) -> str:
         + "</h1>"
         + note
         + legend
-        + "".join(_drill_section(d) for d in report.drills)
+        + "".join(drill_section(d) for d in report.drills)
         + "</body></html>\n"
+    )
+
+
+def page(title: str, body: str) -> str:
+    """A page in the drill reports' look around `body`."""
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>' + escape(title) + "</title><style>"
+        + _CSS + "</style></head><body><h1>" + escape(title) + "</h1>" + body + "</body></html>\n"
     )

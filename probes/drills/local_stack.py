@@ -111,6 +111,7 @@ class LocalStack:
         group_wait: str = "1s",
         group_interval: str = "1s",
         with_alertmanager: bool = True,
+        wait_for_scrapes: bool = True,
     ) -> None:
         self.scrape = scrape
         self.rule_files = rule_files
@@ -120,6 +121,8 @@ class LocalStack:
         self.group_wait = group_wait
         self.group_interval = group_interval
         self.with_alertmanager = with_alertmanager
+        # False: return as soon as Prometheus is ready, as a CI stack would (the drill must then wait).
+        self.wait_for_scrapes = wait_for_scrapes
         self.workdir: Path | None = None
         self.prometheus_url = ""
         self.alertmanager_url: str | None = None
@@ -171,7 +174,8 @@ class LocalStack:
             if alertmanager is not None:
                 am_port = self._start_alertmanager(alertmanager)
             self._start_prometheus(prometheus, am_port)
-            self.wait_for_first_scrapes()
+            if self.wait_for_scrapes:
+                self.wait_for_first_scrapes()
         except BaseException:
             self.stop()
             raise

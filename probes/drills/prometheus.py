@@ -48,6 +48,24 @@ class AlertRule:
 
 
 @dataclass
+class RecordingRule:
+    name: str
+    query: str
+    group: str
+    group_interval: float
+
+
+@dataclass
+class RuleGroup:
+    """What an export needs to copy a rule: the group's rules as Prometheus reports them."""
+
+    name: str
+    interval: float
+    rules: list[dict[str, Any]]
+    last_evaluation: str | None = None
+
+
+@dataclass
 class ScrapeTiming:
     scrape_interval: float
     evaluation_interval: float
@@ -106,6 +124,39 @@ class PrometheusClient:
                 )
             )
         return out
+
+    async def groups(self) -> list[RuleGroup]:
+        data = await self._get("/api/v1/rules")
+        return [
+            RuleGroup(str(g.get("name")), float(g.get("interval") or 0), list(g.get("rules") or []),
+                      g.get("lastEvaluation"))
+            for g in (data or {}).get("groups", [])
+            if isinstance(g, dict)
+        ]
+
+    async def recording_rules(self) -> dict[str, RecordingRule]:
+        out: dict[str, RecordingRule] = {}
+        for group in await self.groups():
+            for rule in group.rules:
+                if rule.get("type") == "recording":
+                    name = str(rule.get("name"))
+                    out[name] = RecordingRule(name, str(rule.get("query", "")), group.name, group.interval)
+        return out
+
+    async def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant vector query; the `result` list."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = await self._get("/api/v1/query", params)
+        result = (data or {}).get("result", [])
+        return result if isinstance(result, list) else []
+
+    async def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        data = await self._get("/api/v1/query_range", params)
+        result = (data or {}).get("result", [])
+        return result if isinstance(result, list) else []
 
     async def alerting_rules(self) -> list[AlertRule]:
         data = await self._get("/api/v1/rules", {"type": "alert"})

@@ -4,6 +4,7 @@ plain-text summary for the terminal."""
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +16,9 @@ def to_json(report: Report) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}s"
+    if value is None:
+        return "-"
+    return "never" if math.isinf(value) else f"{value:.1f}s"
 
 
 def to_junit(report: Report) -> str:
@@ -53,25 +56,37 @@ def _details(alert: AlertResult) -> str:
     bound = alert.bound
     return (
         f"pending {_seconds(alert.pending)}, firing {_seconds(alert.firing)} "
-        f"(bound {_seconds(bound.firing if bound else None)}, within {alert.within:g}s), "
+        f"(bound {bound.explain() if bound else '-'}, within {alert.within:g}s, "
+        f"inside the bound: {alert.within_bound}), "
         f"notified {_seconds(alert.notified)}, resolved {_seconds(alert.resolved)} after revert"
     )
+
+
+def _bound_range(alert: AlertResult) -> str:
+    """`2.0-5.5s`, with `!` when the measured firing time fell outside it."""
+    bound = alert.bound
+    if bound is None:
+        return "-"
+    if not bound.reachable:
+        return "never"
+    mark = "!" if alert.within_bound is False else ""
+    return f"{mark}{bound.firing_min:.1f}-{bound.firing:.1f}s"
 
 
 def summary(report: Report) -> str:
     lines = []
     header = (
-        f"{'DRILL':<28} {'ALERT':<24} {'PENDING':>8} {'FIRING':>8} {'BOUND':>7} {'NOTIFIED':>9} "
+        f"{'DRILL':<28} {'ALERT':<24} {'PENDING':>8} {'FIRING':>8} {'BOUND':>13} {'NOTIFIED':>9} "
         f"{'RESOLVED':>9}  RESULT"
     )
     lines.append(header)
     for drill in report.drills:
         for alert in drill.alerts:
-            bound = _seconds(alert.bound.firing if alert.bound else None)
+            bound = _bound_range(alert)
             verdict = "ok" if alert.passed and drill.passed else "FAIL"
             lines.append(
                 f"{drill.name[:28]:<28} {alert.alert[:24]:<24} {_seconds(alert.pending):>8} "
-                f"{_seconds(alert.firing):>8} {bound:>7} {_seconds(alert.notified):>9} "
+                f"{_seconds(alert.firing):>8} {bound:>13} {_seconds(alert.notified):>9} "
                 f"{_seconds(alert.resolved):>9}  {verdict}"
             )
         if drill.error:
@@ -79,6 +94,9 @@ def summary(report: Report) -> str:
         for alert in drill.alerts:
             if alert.message:
                 lines.append(f"  {drill.name}: {alert.alert}: {alert.message}")
+            if alert.within_bound is False and alert.bound is not None and alert.firing is not None:
+                lines.append(f"  {drill.name}: {alert.alert}: fired at {alert.firing:.1f}s, outside the "
+                             f"computed bound {alert.bound.explain()}")
     passed = sum(1 for d in report.drills if d.passed)
     lines.append(
         f"{passed}/{len(report.drills)} drills passed"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from probes.drills.bounds import Bound
+from probes.drills.preflight import Preflight
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    return None if value is None or math.isinf(value) else round(value, 3)
 
 
 @dataclass
@@ -31,6 +33,19 @@ class AlertResult:
     bound: Bound | None = None
     passed: bool = False
     message: str | None = None
+    firing_labels: list[dict[str, str]] = field(default_factory=list)
+    """Every firing instance of the alert (matching `labels`) when it was first seen firing."""
+
+    @property
+    def within_bound(self) -> bool | None:
+        """Whether the measured firing time lies in [bound_min, bound + measurement allowance]."""
+        if self.bound is None:
+            return None
+        if not self.bound.reachable:
+            return self.firing is None
+        if self.firing is None:
+            return False
+        return self.bound.firing_min - 0.05 <= self.firing <= self.bound.firing + self.bound.allowance
 
     @property
     def was_active(self) -> bool:
@@ -72,15 +87,13 @@ class AlertResult:
             "time_to_resolved_notified_seconds": _round(self.resolved_notified),
             "bound_min_seconds": _round(self.bound.firing_min) if self.bound else None,
             "bound_notified_seconds": _round(self.bound.notified) if self.bound else None,
-            "bound_terms": None
-            if self.bound is None
-            else {
-                "scrape_interval_seconds": self.bound.scrape_interval,
-                "evaluation_interval_seconds": self.bound.evaluation_interval,
-                "for_seconds": self.bound.for_seconds,
-                "group_wait_seconds": self.bound.group_wait,
-                "two_samples": self.bound.needs_two_samples,
-            },
+            "bound_terms": None if self.bound is None else [t.to_json() for t in self.bound.terms],
+            "bound_kind": self.bound.kind if self.bound else None,
+            "bound_unreachable": self.bound.unreachable if self.bound else None,
+            "bound_notes": self.bound.notes if self.bound else [],
+            "bound_notified_min_seconds": _round(self.bound.notified_min) if self.bound else None,
+            "measurement_allowance_seconds": _round(self.bound.allowance) if self.bound else None,
+            "within_bound": self.within_bound,
             "message": self.message,
         }
 
@@ -96,6 +109,9 @@ class DrillResult:
     reverted: float | None = None  # seconds after injection
     error: str | None = None
     passed: bool = False
+    injected_at: float | None = None  # Unix time of the injection
+    preflight: Preflight | None = None
+    intensity: dict[str, Any] | None = None  # a sweep step's parameter and value
 
     def judge(self) -> None:
         for alert in self.alerts:
@@ -111,6 +127,10 @@ class DrillResult:
             "alerts": [a.to_json() for a in self.alerts],
             "started_at": self.started_at,
             "reverted_after_seconds": _round(self.reverted),
+            "injected_at": self.injected_at,
+            "series_wait_seconds": _round(self.preflight.waited) if self.preflight else None,
+            "preflight": self.preflight.to_json() if self.preflight else None,
+            **({"intensity": self.intensity} if self.intensity else {}),
         }
 
 

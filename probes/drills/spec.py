@@ -99,6 +99,8 @@ class Drill(Strict):
     fault: Fault
     expect: list[ExpectedAlert] = Field(min_length=1)
     resolve_within: Duration = Field(default=300.0, gt=0)
+    agent_config: str | None = None
+    """The probe-agent config whose probes the black-box rules watch (default: the file's `agent_config`)."""
 
 
 class Receiver(Strict):
@@ -121,6 +123,10 @@ class DrillFile(Strict):
     alertmanager: str | None = None
     receiver: Receiver | None = None
     poll_interval: Duration = Field(default=0.25, gt=0, le=10)
+    agent_config: str | None = None
+    """The probe-agent config file: probe intervals, timeouts and retries for black-box bounds."""
+    wait_for_series: Duration = Field(default=30.0, ge=0, le=600)
+    """How long to wait for fresh samples of each rule's input series before injecting."""
     drills: list[Drill] = Field(min_length=1)
 
     _check_prometheus = field_validator("prometheus")(_url)
@@ -147,6 +153,16 @@ class LoadedDrills:
     def __init__(self, spec: DrillFile, doc: yamlfile.Document | None) -> None:
         self.spec = spec
         self.doc = doc
+
+    def agent_config_path(self, drill: Drill) -> Path | None:
+        """The drill's agent config, relative to the drill file's directory."""
+        value = drill.agent_config or self.spec.agent_config
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_absolute() and self.doc is not None:
+            path = Path(self.doc.path).parent / path
+        return path
 
     def error(self, loc: yamlfile.Loc, message: str) -> str:
         if self.doc is None:
@@ -189,9 +205,23 @@ def _messages(doc: yamlfile.Document, exc: ValidationError) -> list[str]:
     return messages
 
 
-def parse(text: str, path: str, env: dict[str, str] | None = None) -> LoadedDrills:
+def _unselected(data: Any, select: list[str] | None) -> set[int]:
+    """Indexes of drills that `--drill` did not select: their ${VAR}s need not be set."""
+    if not select or not isinstance(data, dict) or not isinstance(data.get("drills"), list):
+        return set()
+    return {
+        i for i, d in enumerate(data["drills"])
+        if isinstance(d, dict) and d.get("name") not in select
+    }
+
+
+def parse(text: str, path: str, env: dict[str, str] | None = None, select: list[str] | None = None
+          ) -> LoadedDrills:
     doc = yamlfile.parse(text, path)
-    errors = yamlfile.interpolate(doc, env)
+    skip = _unselected(doc.data, select)
+    errors = yamlfile.interpolate(
+        doc, env, keep=lambda loc, name: len(loc) >= 2 and loc[0] == "drills" and loc[1] in skip
+    )
     if errors:
         raise ConfigError(errors)
     if not isinstance(doc.data, dict):
@@ -203,9 +233,10 @@ def parse(text: str, path: str, env: dict[str, str] | None = None) -> LoadedDril
     return LoadedDrills(spec, doc)
 
 
-def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedDrills:
+def load(path: str | Path, env: dict[str, str] | None = None, select: list[str] | None = None
+         ) -> LoadedDrills:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    return parse(text, str(path), env)
+    return parse(text, str(path), env, select)

@@ -100,3 +100,34 @@ def error_fault(control: str, token: str, *, path: str = "^/api/search", ttl: st
                 injector: str = "target") -> dict[str, Any]:
     return {"injector": injector, "control": control, "token": token, "ttl": ttl,
             "spec": {"type": "error", "status": 503, "match": {"path": path}}}
+
+
+@contextlib.contextmanager
+def pushgateway() -> Iterator[str]:
+    """A real Pushgateway on a free loopback port; yields its URL."""
+    import os
+    import shutil
+    import subprocess
+
+    from probes.drills.local_stack import free_port
+    from tests.support.processes import stop, wait_until
+
+    binary = os.environ.get("PUSHGATEWAY_BIN") or shutil.which("prometheus-pushgateway") or \
+        "/usr/bin/prometheus-pushgateway"
+    if not os.access(binary, os.X_OK):
+        pytest.skip("prometheus-pushgateway is not installed")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+        return False
+
+    try:
+        wait_until(ready, 20, what="the Pushgateway to be ready")
+        yield url
+    finally:
+        stop(proc)

@@ -6,12 +6,19 @@ import json
 import xml.etree.ElementTree as ET
 
 from probes.drills import html_report, report
-from probes.drills.bounds import Bound
+from probes.drills.bounds import Bound, Term
 from probes.drills.results import AlertResult, DrillResult, Report
 
 
 def _report() -> Report:
-    bound = Bound(scrape_interval=1, evaluation_interval=1, for_seconds=2, group_wait=1, needs_two_samples=True)
+    bound = Bound("white-box", [
+        Term("scrape", 1, "Prometheus config (scrape_interval)"),
+        Term("second scrape for a range", 1, "Prometheus config (scrape_interval)"),
+        Term("evaluation", 1, "Prometheus config (evaluation_interval)"),
+        Term("for", 2, "rule", 2),
+        Term("group_wait", 1, "Alertmanager route", 1, "notified"),
+        Term("poll", 0.2, "drill file (poll_interval)", 0, "allowance"),
+    ])
     good = AlertResult(alert="HighErrorRate", labels={"job": "api"}, within=20, notify=True, notify_within=26,
                        resolve_within=30, pending=2.1, firing=4.2, alertmanager=4.3, notified=5.2, resolved=6.0,
                        resolved_notified=6.5, bound=bound)
@@ -51,8 +58,15 @@ def test_json_contract() -> None:
         "alert": "HighErrorRate", "passed": True, "time_to_pending_seconds": 2.1, "time_to_firing_seconds": 4.2,
         "time_to_notified_seconds": 5.2, "time_to_resolved_seconds": 6.0, "bound_seconds": 5.0}
     assert alert["bound_notified_seconds"] == 6.0 and alert["bound_min_seconds"] == 2.0
+    # Every term with where it came from, and whether the measured time lies inside the bound.
+    assert [t["term"] for t in alert["bound_terms"]] == [
+        "scrape", "second scrape for a range", "evaluation", "for", "group_wait", "poll"]
+    assert alert["bound_terms"][4] == {"term": "group_wait", "seconds": 1, "min_seconds": 1,
+                                       "source": "Alertmanager route", "stage": "notified"}
+    assert alert["within_bound"] is True and alert["measurement_allowance_seconds"] == 0.2
     never = data["drills"][1]["alerts"][1]
     assert never["time_to_firing_seconds"] is None and never["bound_seconds"] is None
+    assert never["within_bound"] is None
 
 
 def test_junit_has_a_testcase_per_alert() -> None:

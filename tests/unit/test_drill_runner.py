@@ -68,13 +68,20 @@ class FakePrometheus:
             state = "pending" if self.polls_with_fault < 3 else "firing"
             return ok({"alerts": [{"labels": labels, "state": state, "activeAt": "x", "value": "1"}]})
 
+        async def query(request: Request) -> Response:
+            # Every series the drill waits for is there; requests arrive 10 per second.
+            value = "10" if request.query_params["query"].startswith("sum(rate(") else "1"
+            return ok({"resultType": "vector", "result": [{"metric": {}, "value": [0, value]}]})
+
         return Starlette(routes=[
             Route("/api/v1/status/buildinfo", buildinfo), Route("/api/v1/rules", rules),
             Route("/api/v1/status/config", config), Route("/api/v1/alerts", alerts),
+            Route("/api/v1/query", query),
         ])
 
 
-def _drills(prometheus: str, target: str, alert: str = "HighErrorRate", labels: str = "{severity: critical}") -> str:
+def _drills(prometheus: str, target: str, alert: str = "HighErrorRate", labels: str = "{severity: critical}",
+            within: str = "6s") -> str:
     return f"""
 prometheus: {prometheus}
 poll_interval: 50ms
@@ -86,8 +93,15 @@ drills:
       token: T
       spec: {{type: error, match: {{path: "^/api/search"}}}}
       ttl: 30s
-    expect: [{{alert: {alert}, labels: {labels}, within: 5s}}]
+    expect: [{{alert: {alert}, labels: {labels}, within: {within}}}]
     resolve_within: 5s
+  - name: other
+    fault:
+      injector: target
+      control: {target}
+      token: ${{DRILL_UNIT_UNSET_TOKEN}}
+      spec: {{type: error}}
+    expect: [{{alert: {alert}}}]
 """
 
 
@@ -119,13 +133,15 @@ async def _faults(target: str) -> list[Any]:
 def test_drill_passes_reverts_and_resolves() -> None:
     async def body(prometheus: str, target: str, fake: FakePrometheus) -> None:
         out = io.StringIO()
-        report = await Runner(parse(_drills(prometheus, target), "d.yaml"), out).run()
+        report = await Runner(parse(_drills(prometheus, target), "d.yaml", select=["errors"]), out).run(["errors"])
         [drill] = report.drills
         assert drill.passed, out.getvalue()
         [alert] = drill.alerts
         assert alert.pending is not None and alert.firing is not None and alert.pending <= alert.firing
         assert alert.resolved is not None and drill.reverted is not None
-        assert alert.bound is not None and alert.bound.firing == 2 * 1 + 1 + 2
+        assert alert.bound is not None and alert.bound.firing == 0.1 + 2 * 1 + 1 + 2  # request gap, 2 scrapes
+        # The fake fires after three polls, sooner than `for` allows a real Prometheus: outside the bound.
+        assert alert.firing < 2 and alert.within_bound is False
         assert await _faults(target) == []
         assert "HighErrorRate pending" in out.getvalue() and "fault reverted" in out.getvalue()
 
@@ -134,7 +150,8 @@ def test_drill_passes_reverts_and_resolves() -> None:
 
 def test_alert_already_firing_means_nothing_is_injected() -> None:
     async def body(prometheus: str, target: str, fake: FakePrometheus) -> None:
-        report = await Runner(parse(_drills(prometheus, target), "d.yaml"), io.StringIO()).run()
+        loaded = parse(_drills(prometheus, target), "d.yaml", select=["errors"])
+        report = await Runner(loaded, io.StringIO()).run(["errors"])
         [drill] = report.drills
         assert not drill.passed and not drill.injected
         assert drill.error is not None and "already active before injection" in drill.error
@@ -151,7 +168,8 @@ def test_alert_already_firing_means_nothing_is_injected() -> None:
 def test_unknown_alert_is_a_config_error_before_injecting(alert: str, labels: str, message: str) -> None:
     async def body(prometheus: str, target: str, fake: FakePrometheus) -> None:
         with pytest.raises(ConfigError) as info:
-            await Runner(parse(_drills(prometheus, target, alert, labels), "d.yaml"), io.StringIO()).run()
+            await Runner(parse(_drills(prometheus, target, alert, labels), "d.yaml", select=["errors"]),
+                         io.StringIO()).run(["errors"])
         assert info.value.messages[0].startswith(message)
         assert await _faults(target) == []
 
@@ -160,8 +178,8 @@ def test_unknown_alert_is_a_config_error_before_injecting(alert: str, labels: st
 
 def test_run_and_report_exit_codes(tmp_path: Any) -> None:
     async def body(prometheus: str, target: str, fake: FakePrometheus) -> None:
-        loaded = parse(_drills(prometheus, target), "d.yaml")
-        assert await run_and_report(loaded, [], report_json=str(tmp_path / "r.json"),
+        loaded = parse(_drills(prometheus, target), "d.yaml", select=["errors"])
+        assert await run_and_report(loaded, ["errors"], report_json=str(tmp_path / "r.json"),
                                     junit=str(tmp_path / "j.xml"), report_html=str(tmp_path / "r.html")) == 0
         assert (tmp_path / "r.json").exists() and (tmp_path / "j.xml").exists() and (tmp_path / "r.html").exists()
 
@@ -177,8 +195,30 @@ def test_unknown_drill_name_is_a_usage_error(tmp_path: Any) -> None:
     path = tmp_path / "d.yaml"
     path.write_text(_drills("http://127.0.0.1:1", "http://127.0.0.1:1"))
     args = argparse.Namespace(config=str(path), drill=["nope"], report_json=None, junit=None, report_html=None)
-    with pytest.raises(UsageError, match="unknown drill nope; the file has: errors"):
+    with pytest.raises(UsageError, match="unknown drill nope; the file has: errors, other"):
         handle(args)
+
+
+def test_unselected_drills_need_no_environment_variables() -> None:
+    text = _drills("http://127.0.0.1:1", "http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="environment variable DRILL_UNIT_UNSET_TOKEN is not set"):
+        parse(text, "d.yaml", env={})
+    loaded = parse(text, "d.yaml", env={}, select=["errors"])
+    assert [d.name for d in loaded.spec.drills] == ["errors", "other"]
+
+
+def test_within_shorter_than_the_bound_is_refused_before_injecting() -> None:
+    async def body(prometheus: str, target: str, fake: FakePrometheus) -> None:
+        loaded = parse(_drills(prometheus, target, within="4s"), "d.yaml", select=["errors"])
+        with pytest.raises(ConfigError) as info:
+            await Runner(loaded, io.StringIO()).run(["errors"])
+        [message] = info.value.messages
+        assert message.startswith("d.yaml:12: drills[0].expect[0].within: within 4s is shorter than the "
+                                  "computed bound for HighErrorRate: 5.1s = request gap 0.1s")
+        assert "for 2s (rule HighErrorRate" in message and "scrape 1s (Prometheus config" in message
+        assert await _faults(target) == []
+
+    _with_servers(body)
 
 
 def test_report_passed_needs_no_interruption() -> None:
