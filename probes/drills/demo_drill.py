@@ -17,9 +17,10 @@ import httpx
 
 from probes.drills import report
 from probes.drills.conduct import Runner
-from probes.drills.local_stack import LocalStack, bundled_rules_dir, free_port, shorten_rules
+from probes.drills.local_stack import LocalStack, bundled_rules_dir, shorten_rules
 from probes.drills.spec import DrillFile, LoadedDrills
 from probes.errors import CannotRun, UsageError
+from probes.ports import free_port
 
 DEMO_SEARCH_PROBE = "search-laptop-canary"
 

@@ -250,17 +250,16 @@ def _command(fault: Any, client: httpx.AsyncClient) -> Injector:
     return CommandInjector(fault)
 
 
-# The one lookup table of injector names (`fault.injector` in a drill file); spec.INJECTORS lists the same.
-INJECTORS: dict[str, Callable[[Any, httpx.AsyncClient], Injector]] = {
-    "target": FaultApiInjector,
-    "proxy": FaultApiInjector,
-    "toxiproxy": ToxiproxyInjector,
-    "command": _command,
+# How each kind of fault in a drill file (spec.FAULT_KINDS) is injected; the names are the kinds' own.
+INJECTORS: dict[type, Callable[[Any, httpx.AsyncClient], Injector]] = {
+    FaultApiFault: FaultApiInjector,
+    ToxiproxyFault: ToxiproxyInjector,
+    CommandFault: _command,
 }
 
 
 def build(fault: AnyFault, client: httpx.AsyncClient) -> Injector:
-    return INJECTORS[fault.injector](fault, client)
+    return INJECTORS[type(fault)](fault, client)
 
 
 def describe(fault: AnyFault) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ import yaml
 
 from probes.assets import RULES_DIR
 from probes.errors import CannotRun
+from probes.ports import free_port
 
 
 def find_binary(env_var: str, default: str, name: str) -> str:
@@ -45,12 +45,6 @@ def prometheus_bin() -> str:
 
 def alertmanager_bin() -> str:
     return find_binary("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager", "prometheus-alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bundled_rules_dir() -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from probes import junit
 from probes.drills.results import AlertResult, Report
 
 
@@ -22,34 +22,16 @@ def _seconds(value: float | None) -> str:
 
 
 def to_junit(report: Report) -> str:
-    suites = ET.Element("testsuites", name="probe-agent drill")
+    """A suite per drill, a testcase per expected alert; a drill that could not run errs every case."""
+    suites = []
     for drill in report.drills:
-        failures = sum(1 for a in drill.alerts if not a.passed and drill.error is None)
-        errors = len(drill.alerts) if drill.error else 0
-        suite = ET.SubElement(
-            suites,
-            "testsuite",
-            name=drill.name,
-            tests=str(len(drill.alerts)),
-            failures=str(failures),
-            errors=str(errors),
-            timestamp=drill.started_at,
-        )
-        for alert in drill.alerts:
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=f"drill.{drill.name}",
-                name=alert.alert,
-                time=f"{alert.firing or 0:.3f}",
-            )
-            if drill.error:
-                ET.SubElement(case, "error", message=drill.error).text = _details(alert)
-            elif not alert.passed:
-                ET.SubElement(case, "failure", message=alert.message or "failed").text = _details(alert)
-            ET.SubElement(case, "system-out").text = _details(alert)
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+        cases = [junit.Case(name=alert.alert, classname=f"drill.{drill.name}", time=alert.firing or 0.0,
+                            error=drill.error or None,
+                            failure=None if alert.passed or drill.error else (alert.message or "failed"),
+                            details=_details(alert), output=_details(alert))
+                 for alert in drill.alerts]
+        suites.append(junit.Suite(drill.name, cases, timestamp=drill.started_at))
+    return junit.render(suites, "probe-agent drill")
 
 
 def _details(alert: AlertResult) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -12,8 +12,6 @@ from probes.durations import Duration
 from probes.errors import ConfigError, UsageError
 from probes.faults.model import MAX_TTL
 from probes.faults.model import Fault as FaultModel
-
-INJECTORS = ("target", "proxy", "toxiproxy", "command")
 
 
 class Strict(BaseModel):
@@ -79,6 +77,11 @@ class CommandFault(_FaultBase):
     revert: str = Field(min_length=1)
     timeout: Duration = Field(default=60.0, gt=0)
 
+
+FAULT_KINDS: tuple[type[_FaultBase], ...] = (FaultApiFault, ToxiproxyFault, CommandFault)
+"""How a drill breaks things: each kind's `injector:` names; probes/drills/injectors.py says how each is done."""
+INJECTORS: tuple[str, ...] = tuple(name for kind in FAULT_KINDS
+                                   for name in get_args(kind.model_fields["injector"].annotation))
 
 Fault = Annotated[FaultApiFault | ToxiproxyFault | CommandFault, Field(discriminator="injector")]
 

@@ -23,7 +23,7 @@ import trustme
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from probes.drills.local_stack import free_port
+from probes.ports import free_port
 from tests.support import blackbox_target as target
 from tests.support.httpserver import serve_aiohttp
 from tests.support.processes import cli, run_cli, started, stop

@@ -14,8 +14,8 @@ from prometheus_client import generate_latest
 
 from probes.agent.agent import Agent, Overrides
 from probes.agent.config_source import UrlSource
-from probes.drills.local_stack import free_port
 from probes.errors import CannotRun
+from probes.ports import free_port
 from tests.support.config_server import ConfigServer, config_server
 from tests.support.metrics import value
 from tests.support.processes import run_cli

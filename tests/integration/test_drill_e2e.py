@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from probes.drills.local_stack import LocalStack, free_port
+from probes.drills.local_stack import LocalStack
+from probes.ports import free_port
 from tests.support.processes import cli, run_cli, started, stop, wait_until
 from tests.support.prom import Traffic, error_fault, faults, local_stack, wait_quiet, write_drills
 

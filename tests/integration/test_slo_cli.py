@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from probes.drills.local_stack import free_port
+from probes.ports import free_port
 from tests.support.processes import run_cli
 
 CONFIG = """\

@@ -109,7 +109,7 @@ def pushgateway() -> Iterator[str]:
     import shutil
     import subprocess
 
-    from probes.drills.local_stack import free_port
+    from probes.ports import free_port
     from tests.support.processes import stop, wait_until
 
     binary = os.environ.get("PUSHGATEWAY_BIN") or shutil.which("prometheus-pushgateway") or \

@@ -29,7 +29,7 @@ async def _until(done: Callable[[], bool], timeout: float) -> None:
 
 
 def _closed_port_url() -> str:
-    from probes.drills.local_stack import free_port
+    from probes.ports import free_port
 
     return f"http://127.0.0.1:{free_port()}"
 
@@ -224,7 +224,18 @@ def test_describe_hides_the_token() -> None:
     assert described["ttl"] == "30s" and "ttl" not in described["spec"]
 
 
-def test_every_injector_name_in_the_spec_has_an_implementation() -> None:
-    from probes.drills.spec import INJECTORS
+@pytest.mark.parametrize("fault", [
+    {"injector": "target", "control": "http://127.0.0.1:1", "token": "t", "spec": {"type": "error"}},
+    {"injector": "proxy", "control": "http://127.0.0.1:1", "token": "t", "spec": {"type": "error"}},
+    {"injector": "toxiproxy", "spec": {"proxy": "es", "type": "latency"}},
+    {"injector": "command", "inject": "true", "revert": "true"},
+], ids=lambda f: f["injector"])
+def test_every_injector_a_drill_file_may_name_builds_one_that_injects_and_reverts(fault: dict[str, Any]) -> None:
+    from probes.drills.spec import INJECTORS, Drill
 
-    assert set(injectors.INJECTORS) == set(INJECTORS)
+    drill = Drill.model_validate({"name": "d", "fault": fault, "expect": [{"alert": "A"}]})
+    client = httpx.AsyncClient()
+    built = injectors.build(drill.fault, client)
+    asyncio.run(client.aclose())
+    assert callable(built.inject) and callable(built.revert)
+    assert fault["injector"] in INJECTORS  # the names the drill file's errors list
