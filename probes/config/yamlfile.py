@@ -29,6 +29,18 @@ def _identity(loc: Loc) -> bool:
     return bool(loc) and (loc[0] == "agent" or loc[-1] == "name")
 
 
+_URL_FIELDS = frozenset({"url", "host", "hosts", "control", "prometheus", "alertmanager", "proxy_url"})
+_PLAIN_BASE_URL = re.compile(r"^https?://[^@/?#\s]+(/[^?#@\s]*)?$")
+
+
+def _plain_base_url(loc: Loc, value: str) -> bool:
+    """`url: ${API_BASE}/health`: a scheme, host and path (no userinfo, no query) in a URL field is where a
+    probe looks, not a credential; showing it is the point of a status page. Userinfo and secret-looking
+    query values are redacted from every URL anyway."""
+    field = loc[-2] if len(loc) >= 2 and isinstance(loc[-1], int) else (loc[-1] if loc else None)
+    return field in _URL_FIELDS and bool(_PLAIN_BASE_URL.match(value))
+
+
 def read_secret_file(path: str, base_dir: str) -> str:
     """The content of a `${file:/path}` secret, one trailing newline dropped (`echo pw > f` adds one);
     raises ValueError with a message for the user."""
@@ -162,7 +174,7 @@ def interpolate(doc: Document, env: Mapping[str, str] | None = None,
             else:
                 errors.append(doc.error(loc, f"environment variable {name} is not set"))
                 return ""
-            if not _identity(loc):
+            if not _identity(loc) and not _plain_base_url(loc, value):
                 register_secret(value)
             return value
 

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import trustme
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from probes.ports import free_port
 from tests.support import blackbox_target as target
 from tests.support.httpserver import serve_aiohttp
+from tests.support.metrics import all_samples
 from tests.support.processes import cli, run_cli, started, stop
 from tests.support.tls import issue
 
@@ -213,10 +213,9 @@ def facts(text: str) -> tuple[bool, int, dict[str, frozenset[str]]]:
     """probe_success, probe_http_status_code, and each metric's label keys."""
     values: dict[str, float] = {}
     keys: dict[str, frozenset[str]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values.setdefault(sample.name, sample.value)
-            keys[sample.name] = keys.get(sample.name, frozenset()) | frozenset(sample.labels)
+    for name, labels, value in all_samples(text):
+        values.setdefault(name, value)
+        keys[name] = keys.get(name, frozenset()) | frozenset(labels)
     return values["probe_success"] == 1, int(values["probe_http_status_code"]), keys
 
 

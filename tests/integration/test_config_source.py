@@ -63,7 +63,7 @@ async def _walk_through_failures(server: ConfigServer, token_file: str, caplog: 
         loaded_at = value(_metrics(agent), "probe_agent_config_last_reload_timestamp_seconds")
 
         # Unchanged: a conditional request, a 304, nothing reloaded, and not a failure.
-        assert await agent.poll_config() == (True, "unchanged: 1 probes")
+        assert await agent.poll_config() == (True, "unchanged: 1 probe")
         conditional = server.requests[-1]
         assert conditional["if-none-match"] == server.etag
         assert conditional["if-modified-since"] == server.last_modified

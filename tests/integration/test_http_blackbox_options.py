@@ -95,14 +95,14 @@ def test_blackbox_metric_names_are_exported_per_probe(url: str, tmp_path: Path) 
 
 
 @pytest.mark.parametrize(("probe", "field", "fragment"), [
-    ("compression: zip", "probes[0].compression", "Input should be"),
+    ("compression: zip", "probes[0].compression", "should be"),
     ("basic_auth: {username: a, password: b}\n    bearer_token: t", "probes[0]", "give only one of basic_auth, "
                                                                                   "bearer_token"),
     ("compression: gzip\n    headers: {Accept-Encoding: br}", "probes[0]", "not acceptable"),
-    ("expect: {http_versions: [HTTP/3]}", "probes[0].expect.http_versions[0]", "Input should be"),
+    ("expect: {http_versions: [HTTP/3]}", "probes[0].expect.http_versions[0]", "should be"),
     ("expect: {headers_not_matching: {x-a: '('}}", "probes[0].expect.headers_not_matching", "invalid regular"),
     ("proxy_url: socks5://127.0.0.1:1080", "probes[0].proxy_url", "not an http:// or https:// URL"),
-    ("tls: {min_version: TLS9}", "probes[0].tls.min_version", "Input should be"),
+    ("tls: {min_version: TLS9}", "probes[0].tls.min_version", "should be"),
 ])
 def test_new_keys_are_checked_at_load(tmp_path: Path, probe: str, field: str, fragment: str) -> None:
     path = tmp_path / "agent.yaml"

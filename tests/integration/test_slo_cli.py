@@ -27,7 +27,7 @@ def test_check_config_reports_every_slo_error_with_file_and_line(tmp_path: Path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
-    for expected in (f"{path}:6: slos[1].objective: Input should be less than 100",
+    for expected in (f"{path}:6: slos[1].objective: should be less than 100",
                      f"{path}:6: slos[1].window: window 90m is not a whole number of hours",
                      f"{path}:7: slos[2]: a latency SLO needs a threshold"):
         assert any(line.startswith(expected) for line in lines), proc.stderr

@@ -39,3 +39,16 @@ def test_values_extracted_at_run_time_are_redacted_but_only_the_most_recent_are_
 def test_short_values_are_not_secrets_in_free_text() -> None:
     register_secret("ab1")
     assert redact_text("status ab1 code 200") == "status ab1 code 200"
+
+
+def test_a_base_url_from_the_environment_stays_readable_but_a_token_from_it_does_not() -> None:
+    from probes.agent.config_file import parse_config
+    from probes.redaction import redact_values
+
+    text = ("probes:\n  - name: s\n    type: http\n    url: ${API_BASE}/health\n"
+            "    headers: {X-Tenant: \"${TENANT_TOKEN}\"}\n")
+    probe = parse_config(text, "agent.yaml", env={"API_BASE": "http://api.internal:8080",
+                                                  "TENANT_TOKEN": "tenant-token-42"}).probes[0]
+    assert probe.target() == "http://api.internal:8080/health"
+    assert redact_values(probe.target()) == "http://api.internal:8080/health"
+    assert redact_values("sent tenant-token-42") == f"sent {REDACTED}"
