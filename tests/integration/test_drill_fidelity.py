@@ -152,7 +152,7 @@ def test_missing_series_exits_3_naming_it(env: Env, tmp_path: Path) -> None:
     started_at = time.monotonic()
     result = run_cli("drill", "--config", str(path), "--wait-for-series", "2s", timeout=60)
     assert result.returncode == 3, result.stdout + result.stderr
-    assert 'probe_success{probe="no-such-probe"} (for ProbeFailing)' in result.stderr
+    assert 'probe_success{job="probe-agent",probe="no-such-probe"} (for ProbeFailing)' in result.stderr
     assert "after waiting 2s" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started_at < 20
     _no_faults(env)
