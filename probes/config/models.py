@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Any, Literal
 
@@ -10,6 +9,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probes.durations import Duration
+from probes.regexes import check_pattern
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
@@ -22,11 +22,8 @@ class Strict(BaseModel):
 
 
 def check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
+    # Refused here if no engine can evaluate it in bounded time (probes.regexes).
+    return check_pattern(value)
 
 
 def check_jsonpath(value: str) -> str:
@@ -126,6 +123,19 @@ class AgentSection(Strict):
     id: str = Field(default_factory=socket.gethostname)
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        # Checked at load, so a config that validates can also start its web server.
+        from probes.asgi_server import split_host_port
+        from probes.errors import UsageError
+
+        try:
+            split_host_port(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class Defaults(Strict):

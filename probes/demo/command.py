@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from probes.faults.command import add_limit_arguments, store_options
+
 TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
 
@@ -32,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
                         help="address to listen on (default 127.0.0.1:8000; port 0 picks a free one)")
     parser.add_argument("--admin-token", metavar="TOKEN",
                         help=f"bearer token of the fault API /-/faults (default: ${TOKEN_ENV}; none: API off)")
+    add_limit_arguments(parser)
     parser.set_defaults(handler=run_target)
 
 
@@ -42,15 +45,17 @@ def run_target(args: argparse.Namespace) -> int:
 
     host, port = split_host_port(args.listen)
     token = args.admin_token or os.environ.get(TOKEN_ENV) or None
-    return asyncio.run(_serve(host, port, token))
+    return asyncio.run(_serve(host, port, token, store_options(args)))
 
 
-async def _serve(host: str, port: int, token: str | None) -> int:
+async def _serve(host: str, port: int, token: str | None, limits: dict[str, float]) -> int:
     from probes.asgi_server import AsgiServer
     from probes.demo.app import create_app
+    from probes.faults.store import FaultStore
     from probes.stop_signals import wait_for_stop_signal
 
-    server = AsgiServer(create_app(token), host, port)
+    store = FaultStore(max_ttl=limits["max_ttl"], max_faults=int(limits["max_faults"]))
+    server = AsgiServer(create_app(token, store=store), host, port)
     await server.start()
     try:
         print(f"probe-agent: target listening on {server.url}", flush=True)

@@ -190,7 +190,14 @@ def _messages(doc: yamlfile.Document, exc: ValidationError) -> list[str]:
 
 
 def parse(text: str, path: str, env: dict[str, str] | None = None) -> LoadedDrills:
-    doc = yamlfile.parse(text, path)
+    return _validated(yamlfile.parse(text, path), env)
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedDrills:
+    return _validated(yamlfile.read(path), env)
+
+
+def _validated(doc: yamlfile.Document, env: dict[str, str] | None) -> LoadedDrills:
     errors = yamlfile.interpolate(doc, env)
     if errors:
         raise ConfigError(errors)
@@ -201,11 +208,3 @@ def parse(text: str, path: str, env: dict[str, str] | None = None) -> LoadedDril
     except ValidationError as exc:
         raise ConfigError(_messages(doc, exc)) from None
     return LoadedDrills(spec, doc)
-
-
-def load(path: str | Path, env: dict[str, str] | None = None) -> LoadedDrills:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    return parse(text, str(path), env)

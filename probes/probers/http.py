@@ -91,7 +91,7 @@ class HttpProber(Prober):
             cert_expiry=not_after(resp.cert_der) if resp.cert_der else None,
         )
         try:
-            check_response(cfg.expect, view)
+            await check_response(cfg.expect, view)
             found, failed = self.inspect(view)
             samples.extend(found)
             if failed is not None:

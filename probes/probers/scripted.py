@@ -34,6 +34,7 @@ from probes.probers._http.client import HttpClient, HttpResponse
 from probes.probers._http.expect import ResponseView, check_latency, check_response
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
+from probes.regexes import BoundedRegex, RegexTimeout, compile_bounded
 from probes.result import ProbeResult, StepResult
 
 
@@ -182,7 +183,7 @@ class _Extractor:
     variable: str
     rule: ExtractRule
     path: Any = None
-    pattern: re.Pattern[str] | None = None
+    pattern: BoundedRegex | None = None
 
     def extract(self, view: ResponseView) -> Any:
         rule = self.rule
@@ -196,7 +197,10 @@ class _Extractor:
                 raise ProbeFailed("extract", f"extract {self.variable}: {rule.json_path} matched nothing")
             return matches[0].value
         if self.pattern is not None:
-            match = self.pattern.search(view.text)
+            try:
+                match = self.pattern.search(view.text)
+            except RegexTimeout as exc:
+                raise ProbeFailed("extract", f"extract {self.variable}: {exc}") from None
             if match is None:
                 raise ProbeFailed("extract", f"extract {self.variable}: /{rule.regex}/ matched nothing")
             try:
@@ -216,7 +220,7 @@ def _extractor(variable: str, rule: ExtractRule) -> _Extractor:
         return _Extractor(variable, rule, path=compile_path(rule.json_path))
     if rule.regex is not None:
         # DOTALL|MULTILINE would surprise people used to grep; a plain search like body_matches.
-        return _Extractor(variable, rule, pattern=re.compile(rule.regex))
+        return _Extractor(variable, rule, pattern=compile_bounded(rule.regex))
     return _Extractor(variable, rule)
 
 
@@ -365,7 +369,7 @@ class ScriptedProber(Prober):
         result = StepResult(step.name, True, resp.elapsed, status_code=resp.status, optional=cfg.optional)
         view = ResponseView(resp)
         try:
-            check_response(cfg.expect, view)
+            await check_response(cfg.expect, view)
             for extractor in step.extractors:
                 variables[extractor.variable] = extractor.extract(view)
         except ProbeFailed as failure:

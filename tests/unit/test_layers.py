@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "probes"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("probes", "probes.result", "probes.errors", "probes.durations", "probes.jsonpaths",
               "probes.identity", "probes.asgi_server", "probes.stop_signals", "probes.junit",
-              "probes.redaction", "probes.fingerprint")),
+              "probes.redaction", "probes.fingerprint", "probes.regexes")),
     ("config", ("probes.config",)),
     ("clients", ("probes.clients",)),
     ("probers", ("probes.probers",)),

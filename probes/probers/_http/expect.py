@@ -4,7 +4,6 @@ JSONPath checks, JSON Schema, certificate expiry. The first failed check decides
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +16,7 @@ from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpResponse
+from probes.regexes import BoundedRegex, RegexTimeout, compile_bounded
 
 _MISSING = object()
 
@@ -32,9 +32,16 @@ class Verdict:
 OK = Verdict(True)
 
 
-@lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> BoundedRegex:
+    return compile_bounded(pattern)
+
+
+async def _search(pattern: str, text: str, what: str) -> bool:
+    """Whether `pattern` is found in `text`; a pattern that runs past its deadline fails the check."""
+    try:
+        return await _regex(pattern).search_async(text) is not None
+    except RegexTimeout as exc:
+        raise ProbeFailed("assertion", f"{what}: {exc}") from None
 
 
 class ResponseView:
@@ -67,7 +74,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_json(check: JsonCheck, document: Any) -> None:
+async def check_json(check: JsonCheck, document: Any) -> None:
     matches = [m.value for m in compile_path(check.path).find(document)]
     op = check.operator
     if op == "exists":
@@ -104,7 +111,8 @@ def check_json(check: JsonCheck, document: Any) -> None:
             raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not contain {_short(check.contains)}")
     elif op == "matches":
         assert check.matches is not None
-        if not _regex(check.matches).search(first if isinstance(first, str) else json.dumps(first)):
+        text = first if isinstance(first, str) else json.dumps(first)
+        if not await _search(check.matches, text, check.path):
             raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not match /{check.matches}/")
 
 
@@ -114,7 +122,7 @@ def _validator(schema_json: str) -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
-def check_response(expect: Expect, view: ResponseView) -> None:
+async def check_response(expect: Expect, view: ResponseView) -> None:
     """Everything but latency; raises ProbeFailed."""
     resp = view.response
     if expect.status is None:
@@ -126,16 +134,16 @@ def check_response(expect: Expect, view: ResponseView) -> None:
         value = resp.headers.get(name)
         if value is None:
             raise ProbeFailed("assertion", f"header {name} missing")
-        if not _regex(pattern).search(value):
+        if not await _search(pattern, value, f"header {name}"):
             raise ProbeFailed("assertion", f"header {name}: {value!r} does not match /{pattern}/")
-    if expect.body_matches is not None and not _regex(expect.body_matches).search(view.text):
+    if expect.body_matches is not None and not await _search(expect.body_matches, view.text, "body"):
         raise ProbeFailed("assertion", f"body does not match /{expect.body_matches}/")
-    if expect.body_not_matches is not None and _regex(expect.body_not_matches).search(view.text):
+    if expect.body_not_matches is not None and await _search(expect.body_not_matches, view.text, "body"):
         raise ProbeFailed("assertion", f"body matches /{expect.body_not_matches}/")
     if expect.json_checks:
         document = view.json()
         for check in expect.json_checks:
-            check_json(check, document)
+            await check_json(check, document)
     if expect.json_schema is not None:
         validator = _validator(json.dumps(expect.json_schema, sort_keys=True))
         error = next(iter(validator.iter_errors(view.json())), None)
