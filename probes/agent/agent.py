@@ -10,12 +10,13 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from probes.agent.config_file import AgentConfig, load_config
 from probes.agent.scheduler import Scheduler
 from probes.agent.self_metrics import AgentMetrics
-from probes.errors import ConfigError
+from probes.errors import CannotRun, ConfigError
 from probes.identity import AgentIdentity
 from probes.probers import Prober, build_prober
 from probes.probers._http.client import HttpClient
@@ -24,6 +25,17 @@ from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import PrometheusSink
 
 log = logging.getLogger(__name__)
+
+
+class ApplyError(CannotRun):
+    """A config that validated but could not be put to work (a prober, sink or schedule failed to build)."""
+
+
+async def _quietly(closing: Awaitable[None], what: str) -> None:
+    try:
+        await closing
+    except Exception:
+        log.exception("%s failed", what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +100,43 @@ class Agent:
         self.ready = True
 
     async def _apply(self, config: AgentConfig, first: bool = False, sinks: bool = True) -> None:
+        """Make `config` the running one, all or nothing: every new prober, sink and schedule is built
+        first; only when all of them exist is anything swapped. A failure on the way closes what was
+        built, leaves the running config, its series and its schedule untouched, and raises ApplyError."""
         old = {name: p.config for name, p in self._probers.items()}
         probers: dict[str, Prober] = {}
         reschedule: set[str] = set()
-        for probe_config in config.probes:
-            current = self._probers.get(probe_config.name)
-            if current is not None and old[probe_config.name] == probe_config:
-                probers[probe_config.name] = current
-                continue
-            probers[probe_config.name] = build_prober(probe_config)
-            previous = old.get(probe_config.name)
-            if previous is None or previous.interval != probe_config.interval:
-                reschedule.add(probe_config.name)
-        if sinks:
-            await self._apply_sinks(config)
+        built: list[Prober] = []
+        opened: dict[str, Sink] = {}
+        wanted = {name: cfg for name, cfg in config.sinks if cfg is not None} if sinks else None
+        try:
+            for probe_config in config.probes:
+                current = self._probers.get(probe_config.name)
+                if current is not None and old[probe_config.name] == probe_config:
+                    probers[probe_config.name] = current
+                    continue
+                prober = build_prober(probe_config)
+                built.append(prober)
+                probers[probe_config.name] = prober
+                previous = old.get(probe_config.name)
+                if previous is None or previous.interval != probe_config.interval:
+                    reschedule.add(probe_config.name)
+            for name, cfg in (wanted or {}).items():
+                if name not in self._sinks or getattr(self.config.sinks, name) != cfg:
+                    opened[name] = sink = build_sink(name, cfg, self.identity, self.metrics)
+                    await sink.start()
+            # The commit point: the scheduler checks every new job before it changes any.
+            retired = self._scheduler.set_probes(probers, reschedule)
+        except Exception as exc:
+            for prober in built:
+                await _quietly(prober.aclose(), f"closing prober {prober.name}")
+            for name, sink in opened.items():
+                await _quietly(sink.aclose(), f"closing sink {name}")
+            raise ApplyError(f"{type(exc).__name__}: {exc}") from exc
+        stale: list[Sink] = []
+        if wanted is not None:
+            stale = [self._sinks.pop(name) for name in list(self._sinks) if name not in wanted or name in opened]
+            self._sinks.update(opened)
         if not first:
             self._scheduler.set_max_concurrency(config.agent.max_concurrency)
         for name in set(self._probers) - set(probers):
@@ -111,25 +146,15 @@ class Agent:
         for name, prober in probers.items():
             for sink in self._all_sinks():
                 sink.add_probe(name, prober.config.type)
-        retired = self._scheduler.set_probes(probers, reschedule)
         self._probers = probers
         self.config = config
         self.metrics.probes_configured.set(len(probers))
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(time.time())
+        for sink in stale:
+            await _quietly(sink.aclose(), f"closing sink {sink.name}")
         for prober in retired:
             await prober.aclose()
-
-    async def _apply_sinks(self, config: AgentConfig) -> None:
-        wanted = {name: cfg for name, cfg in config.sinks if cfg is not None}
-        for name in list(self._sinks):
-            if name not in wanted or getattr(self.config.sinks, name) != wanted[name]:
-                await self._sinks.pop(name).aclose()
-        for name, cfg in wanted.items():
-            if name not in self._sinks:
-                sink = build_sink(name, cfg, self.identity, self.metrics)
-                await sink.start()
-                self._sinks[name] = sink
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config file again; on any error keep running the old config."""
@@ -142,13 +167,18 @@ class Agent:
                                        f"(running as {self.identity.region}/{self.identity.agent}); restart the agent"])
                 await self._apply(config)
             except ConfigError as exc:
-                self.metrics.reload_success.set(0)
-                self.last_reload_error = str(exc)
-                log.error("reload failed, keeping the running config:\n%s", exc)
-                return False, str(exc)
+                return self._reload_failed(str(exc))
+            except ApplyError as exc:
+                return self._reload_failed(f"{self.config_path}: cannot apply the new config: {exc}")
             self.last_reload_error = None
             log.info("reloaded %s: %d probes", self.config_path, len(self._probers))
             return True, f"reloaded: {len(self._probers)} probes"
+
+    def _reload_failed(self, message: str) -> tuple[bool, str]:
+        self.metrics.reload_success.set(0)
+        self.last_reload_error = message
+        log.error("reload failed, keeping the running config:\n%s", message)
+        return False, message
 
     async def run_once(self, names: list[str] | None = None) -> list[ProbeResult]:
         selected = [p for n, p in self._probers.items() if names is None or n in names]

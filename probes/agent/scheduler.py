@@ -56,18 +56,21 @@ class Scheduler:
 
     def set_probes(self, probers: dict[str, Prober], reschedule: set[str]) -> list[Prober]:
         """Make `probers` the running set; probes in `reschedule` (new or changed interval) get a new job.
-        Returns the probers that are no longer used, for the caller to close."""
+        Returns the probers that are no longer used, for the caller to close. Every new trigger is built
+        before anything changes, so a schedule that cannot be built raises with the old one intact."""
+        now = datetime.now(UTC)
+        triggers = {}
+        for name in reschedule:
+            interval = probers[name].config.interval
+            first = now + timedelta(seconds=random.uniform(0, min(interval, 60.0)))
+            triggers[name] = (IntervalTrigger(seconds=interval, start_date=first), max(1, int(interval)))
         retired = [p for name, p in self._probers.items() if probers.get(name) is not p]
         for name in set(self._probers) - set(probers):
             self._remove_job(name)
         self._probers = dict(probers)
-        now = datetime.now(UTC)
-        for name in reschedule:
+        for name, (trigger, grace) in triggers.items():
             self._remove_job(name)
-            interval = probers[name].config.interval
-            first = now + timedelta(seconds=random.uniform(0, min(interval, 60.0)))
-            self._scheduler.add_job(self._job, IntervalTrigger(seconds=interval, start_date=first),
-                                    args=[name], id=name, name=name, misfire_grace_time=max(1, int(interval)))
+            self._scheduler.add_job(self._job, trigger, args=[name], id=name, name=name, misfire_grace_time=grace)
         return retired
 
     def _remove_job(self, name: str) -> None:

@@ -101,6 +101,14 @@ def parse_thresholds(texts: list[str]) -> list[Threshold]:
 
 
 def _parse_limit(text: str, metric: str, value: str) -> float:
+    limit = _limit(text, metric, value)
+    if not math.isfinite(limit):
+        # float("9" * 400) is inf: a limit no run can breach would pass everything.
+        raise ThresholdError(f"invalid threshold {text!r}: the limit is too large")
+    return limit
+
+
+def _limit(text: str, metric: str, value: str) -> float:
     if metric == "error_rate":
         if not value.endswith("%") or not _NUMBER.match(value[:-1].strip()):
             raise ThresholdError(
