@@ -52,7 +52,8 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _coerce(value: Any) -> Any:
+def coerce_duration(value: Any) -> float:
+    """Seconds from what a user wrote (a duration string or a number of seconds); ValueError otherwise."""
     # Bare numbers are seconds, as in Prometheus' API; YAML users mostly write strings.
     if isinstance(value, bool):
         raise ValueError("a duration is a string such as 10s, not a boolean")
@@ -70,7 +71,7 @@ def _coerce(value: Any) -> Any:
 
 Duration = Annotated[
     float,
-    BeforeValidator(_coerce),
+    BeforeValidator(coerce_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$", "examples": ["10s"]}),
 ]

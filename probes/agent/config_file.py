@@ -16,7 +16,7 @@ from pydantic import Field, create_model, model_validator
 from probes.config import yamlfile
 from probes.config.loader import load_model
 from probes.config.models import AgentSection, Defaults, ProbeBase, Strict
-from probes.durations import parse_duration
+from probes.durations import coerce_duration
 from probes.probers import PROBERS_BY_TYPE
 from probes.sinks import SINKS
 
@@ -34,14 +34,10 @@ else:
 
 def _seconds(value: Any) -> float | None:
     """A duration as written in the raw document, or None if it is not one (validation will say why)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        return coerce_duration(value)
+    except ValueError:
+        return None
 
 
 class AgentConfig(Strict):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.support.faults import TOKEN, Target, metric_value, raw_get, running_target, timed_get
-from tests.support.processes import wait_until
+from tests.support.processes import cli, started, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,16 @@ def test_add_list_delete_and_clear(target: Target) -> None:
         (b'{"type": "error", "probabilty": 0.5}', "probabilty: Extra inputs are not permitted"),
         (b"type: error", "Invalid JSON"),
         (b"", "empty body; send a fault as JSON"),
+        # Found in an adversarial round: each of these answered 500, and `ttl: NaN` installed a fault
+        # with no lifetime.
+        (b'{"type": "error", "ttl": NaN}', "ttl: invalid duration nan"),
+        (b'{"type": "error", "ttl": Infinity}', "ttl: invalid duration inf"),
+        (b'{"type": "error", "ttl": "99999999999999999999d"}', "ttl: duration"),
+        (b'{"type": "latency", "latency": NaN}', "latency: invalid duration nan"),
+        (b'{"type": "error", "probability": NaN}', "probability"),
+        (b'{"type": "error", "match": {"path": "a{99999999999}"}}', "match.path: invalid regular expression"),
+        (b'{"type": "error", "match": {"headers": {"x": "(?:a{1000}){1000}"}}}', "match.headers"),
+        (b'[' * 5000 + b']' * 5000, "invalid fault"),
     ],
 )
 def test_an_invalid_fault_is_rejected_with_a_clear_message(target: Target, body: bytes, message: str) -> None:
@@ -77,6 +87,31 @@ def test_an_invalid_fault_is_rejected_with_a_clear_message(target: Target, body:
     assert response.status_code == 422
     assert message in response.json()["detail"]
     assert target.faults.list() == []
+
+
+def test_an_oversized_fault_body_is_refused_before_it_is_read(target: Target) -> None:
+    body = b'{"type": "error", "body": "' + b"x" * (300 * 1024) + b'"}'
+    response = target.http.post("/-/faults", content=body, headers=target.faults.headers)
+    assert response.status_code == 413
+    chunked = target.http.post("/-/faults", content=iter([body[:200_000], body[200_000:]]),
+                               headers=target.faults.headers)
+    assert chunked.status_code == 413  # no Content-Length to trust: counted while reading
+    assert target.faults.list() == []
+
+
+def test_the_ttl_cap_and_the_number_of_faults_are_configurable() -> None:
+    argv = cli("target", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--max-fault-ttl", "10m",
+               "--max-faults", "2")
+    with started(argv, expect=["target"]) as proc, httpx.Client(base_url=proc.urls["target"], timeout=5) as http:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        over = http.post("/-/faults", json={"type": "error", "ttl": "11m"}, headers=headers)
+        assert over.status_code == 422 and "ttl: must be at most 10m" in over.json()["detail"]
+        for path in ("^/a", "^/b"):
+            assert http.post("/-/faults", json={"type": "error", "ttl": "10m", "match": {"path": path}},
+                             headers=headers).status_code == 201
+        third = http.post("/-/faults", json={"type": "error"}, headers=headers)
+        assert third.status_code == 409 and "at most 2" in third.json()["detail"]
+        assert len(http.get("/-/faults", headers=headers).json()["faults"]) == 2
 
 
 def test_faults_never_touch_the_fault_api_or_metrics(target: Target) -> None:
