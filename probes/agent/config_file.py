@@ -133,6 +133,10 @@ def _schedule_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
             errors.append(doc.error(("probes", index, "timeout"),
                                     f"timeout ({probe.timeout:g}s) is longer than the interval "
                                     f"({probe.interval:g}s): runs would overlap"))
+        if probe.retries and probe.retry_delay > probe.interval:
+            errors.append(doc.error(("probes", index, "retry_delay"),
+                                    f"retry_delay ({probe.retry_delay:g}s) is longer than the interval "
+                                    f"({probe.interval:g}s): a retry would never run before the next run"))
     return errors
 
 

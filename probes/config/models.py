@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any, Literal
 
@@ -15,6 +16,9 @@ NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+_LISTEN_HOST = re.compile(r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9]+)?)$")
 
 
 class Strict(BaseModel):
@@ -132,9 +136,11 @@ class AgentSection(Strict):
         from probes.errors import UsageError
 
         try:
-            split_host_port(value)
+            host, _ = split_host_port(value)
         except UsageError as exc:
             raise ValueError(str(exc)) from None
+        if not _LISTEN_HOST.match(host):
+            raise ValueError(f"invalid listen address {value!r}: {host!r} is not a host name or IP address")
         return value
 
 
