@@ -155,3 +155,14 @@ def test_check_config_exits_2_without_a_traceback(tmp_path: Path) -> None:
     proc = run_cli("check-config", str(tmp_path / "nope.yaml"), timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"
+
+
+def test_a_queries_file_that_is_not_text_or_never_ends_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    for name, expected in (("latin1.txt", "is not valid UTF-8"), ("/dev/zero", "is larger than 16 MiB")):
+        path = tmp_path / "agent.yaml"
+        path.write_text(f"probes:\n  - {{name: s, type: search, url: 'http://127.0.0.1:1/', queries_file: {name}}}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(str(path))
+        assert info.value.messages[0].startswith(f"{path}:2: probes[0].queries_file: "), info.value.messages
+        assert expected in info.value.messages[0]
