@@ -48,10 +48,16 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-# Bounds on what a file may make the loader build. A real agent.yaml with 500 probes expands to a few
-# ten thousand nodes and nests a dozen levels; an alias bomb of a few hundred bytes expands to billions.
+# Bounds on what a file may make the loader build. A real agent.yaml nests a dozen levels, and its aliases
+# (merge keys for shared settings) expand it a few times over; an alias bomb of a few hundred bytes
+# expands to billions of values. A file may expand to MAX_NODES values, or to EXPANSION times the values
+# it writes out, whichever is more (10,000 probes without aliases are a few hundred thousand values).
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+EXPANSION = 20
+
+# libyaml parses and composes several times faster than pure Python, which matters at 10,000 probes.
+_PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -72,19 +78,25 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _check_depth(text: str) -> None:
-    # The event parser is iterative; the composer and everything after it recurse once per level.
+def _check_depth(text: str) -> int:
+    """The number of values written in `text` (aliases not expanded); refuses deep nesting first.
+    The event parser is iterative; the composer and everything after it recurse once per level."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    written = 0
+    for event in yaml.parse(text, Loader=_PARSER):
         if isinstance(event, yaml.CollectionStartEvent):
+            written += 1
             depth += 1
             if depth > MAX_DEPTH:
                 raise _Invalid(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            written += 1
+    return written
 
 
-def _expanded_size(root: yaml.Node) -> None:
+def _expanded_size(root: yaml.Node, limit: int) -> None:
     """Count the nodes the document has once every alias is expanded, without expanding them: an alias
     bomb or a self-referencing alias is refused before a single object is built."""
     sizes: dict[int, int] = {}
@@ -103,17 +115,17 @@ def _expanded_size(root: yaml.Node) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 total += size(key_node, depth + 1) + size(value_node, depth + 1)
-                if total > MAX_NODES:
+                if total > limit:
                     break
         elif isinstance(node, yaml.SequenceNode):
             for item in node.value:
                 total += size(item, depth + 1)
-                if total > MAX_NODES:
+                if total > limit:
                     break
         visiting.discard(key)
-        if total > MAX_NODES:
-            raise _Invalid(node, f"the document expands to more than {MAX_NODES} values "
-                                 "(aliases that expand exponentially, an 'alias bomb'?)")
+        if total > limit:
+            raise _Invalid(node, f"aliases expand the document to more than {limit} values "
+                                 "(an 'alias bomb'?)")
         sizes[key] = total
         return total
 
@@ -192,11 +204,11 @@ class _Builder:
 
 def parse(text: str, path: str) -> Document:
     try:
-        _check_depth(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        written = _check_depth(text)
+        node = yaml.compose(text, Loader=_PARSER)
         if node is None:
             raise _Invalid(None, "the file is empty")
-        _expanded_size(node)
+        _expanded_size(node, max(MAX_NODES, EXPANSION * written))
         builder = _Builder()
         data = builder.build(node, ())
     except _Invalid as exc:
