@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +29,20 @@ class Strict(BaseModel):
 def check_regex(value: str) -> str:
     # Refused here if no engine can evaluate it in bounded time (probes.regexes).
     return check_pattern(value)
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL the HTTP clients can use; what they would refuse at every run is refused at load."""
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not parts.hostname or any(c.isspace() for c in parts.hostname):
+        raise ValueError(f"{value!r} has no valid host")
+    return value
 
 
 def check_jsonpath(value: str) -> str:
@@ -171,9 +186,7 @@ class RequestFields(Strict):
     def _url(cls, value: str) -> str:
         if "${" in value:  # a scripted variable, checked when the step runs
             return value
-        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value
+        return check_http_url(value)
 
     @field_validator("method")
     @classmethod

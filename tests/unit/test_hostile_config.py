@@ -60,6 +60,11 @@ def _errors(text: str, path: str = "agent.yaml") -> list[str]:
         ("agent: {listen: '127.0.0.1:99999'}\n", "agent.listen: port out of range"),
         ("agent: {listen: 'host:http'}\n", "agent.listen: invalid port"),
         ("agent: {listen: 'my host:80'}\n", "agent.listen: invalid listen address 'my host:80'"),
+        # Found by the fuzz test: accepted at load, then every run failed with reason `error`.
+        ("probes:\n  - {name: p, type: http, url: 'http://[::1'}\n", "probes[0].url: 'http://[::1' is not a valid URL"),
+        ("probes:\n  - {name: p, type: http, url: 'http://h:99999/'}\n", "probes[0].url: 'http://h:99999/' is not a"),
+        ("probes:\n  - {name: p, type: elasticsearch, hosts: ['http://[::1'], check: cluster_health}\n",
+         "probes[0].hosts: 'http://[::1' is not a valid URL"),
         ("probes:\n" + HTTP + ", interval: 10s, retries: 1, retry_delay: 1m}\n",
          "agent.yaml:2: probes[0].retry_delay: retry_delay (60s) is longer than the interval (10s)"),
         ("probes:\n" + HTTP + ", expect: {body_matches: 'a{99999999999}'}}\n",
