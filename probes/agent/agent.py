@@ -82,6 +82,10 @@ class Agent:
         return [self.prometheus, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
+        if result.probe not in self._probers:
+            # A run that was in flight when a reload removed its probe: delivering it would bring back the
+            # series (and the status page row) the reload just dropped.
+            return
         self.latest[result.probe] = result
         # Each sink on its own, as Locust's EventHook.fire does: one that raises loses this result for
         # itself only, is logged and counted, and the others still get it.

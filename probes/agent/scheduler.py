@@ -30,6 +30,7 @@ class Scheduler:
         self._metrics = metrics
         self._http = http
         self._on_result = on_result
+        self._max_concurrency = max_concurrency
         self._limit = asyncio.Semaphore(max_concurrency)
         self._probers: dict[str, Prober] = {}
         self._runs: dict[str, int] = {}
@@ -41,6 +42,11 @@ class Scheduler:
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def set_max_concurrency(self, limit: int) -> None:
+        # Every reload calls this. A new semaphore while runs still hold the old one lets both sets run:
+        # so only a changed limit gets one (the overlap then lasts one timeout at most).
+        if limit == self._max_concurrency:
+            return
+        self._max_concurrency = limit
         self._limit = asyncio.Semaphore(limit)
 
     def start(self) -> None:

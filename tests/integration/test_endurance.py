@@ -20,11 +20,14 @@ def test_endurance_under_reloads_and_a_flapping_sink(tmp_path: Path) -> None:
     print("\n".join(["", *figures.summary()]))
     assert figures.reloads_sent == 200 and figures.reloads_ok == 200, figures.reload_errors[:5]
     assert figures.probes_configured == 500  # the last reload (config one) is the one running
+    # A run in flight when a reload removed its probe used to bring its series back (7 of 10 here).
     assert figures.leftover_extra_series == 0, "series of probes removed by a reload are still exported"
     assert figures.rss_mb[-1] - figures.warm_rss_mb < RSS_GROWTH_MB, figures.summary()
     assert max(figures.rss_mb) - figures.warm_rss_mb < RSS_GROWTH_MB * 1.5, figures.summary()
     assert figures.fds[-1] - figures.warm_fds < FD_GROWTH, figures.summary()
-    assert max(figures.fds) < figures.warm_fds + 100 + FD_GROWTH, figures.summary()  # <= max_concurrency + slack
+    # After warm-up the 100 slots of max_concurrency are already taken; a reload must not add more (each
+    # one used to get a fresh semaphore while runs still held the old one: 377 fds at the peak).
+    assert max(figures.fds) < figures.warm_fds + FD_GROWTH, figures.summary()
     # Every probe kept running through the reloads (none starved behind the concurrency cap).
     assert len(figures.runs_last_window) == 500
     assert min(figures.runs_last_window.values()) >= 1, figures.summary()

@@ -65,6 +65,8 @@ class Figures:
             + (f"; errors: {self.reload_errors[:3]}" if self.reload_errors else ""),
             f"Elasticsearch outages {self.es_outages}; documents received {self.es_docs}; "
             f"sink dropped {self.es_dropped:.0f}",
+            "RSS MB every ~5 s: " + " ".join(f"{v:.0f}" for v in rss[::10]),
+            "open fds every ~5 s: " + " ".join(str(v) for v in fds[::10]),
         ]
 
 
