@@ -63,10 +63,40 @@ def _weight(parsed: Any) -> int:
     return total
 
 
+_UNICODE_AT = ("AT_BOUNDARY", "AT_NON_BOUNDARY")
+
+
+def _features(parsed: Any) -> tuple[bool, bool]:
+    """(uses \\d \\w \\s \\b or their negations, uses `$`) anywhere in an sre parse tree."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    unicode_classes = at_end = False
+    stack = [parsed]
+    while stack:
+        for op, av in stack.pop():
+            if op == c.CATEGORY or (op == c.AT and str(av) in _UNICODE_AT):
+                unicode_classes = True
+            elif op == c.AT and av == c.AT_END:
+                at_end = True
+            elif op == c.IN:
+                stack.append(av)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                stack.append(av[2])
+            elif op in (c.SUBPATTERN, c.ATOMIC_GROUP):
+                stack.append(av[-1])
+            elif op == c.BRANCH:
+                stack.extend(av[1])
+            elif op in (c.ASSERT, c.ASSERT_NOT):
+                stack.append(av[1])
+            elif op == c.GROUPREF_EXISTS:
+                stack.extend(branch for branch in av[1:] if branch)
+    return unicode_classes, at_end
+
+
 class BoundedRegex:
     """One compiled user pattern; `search` never runs unbounded."""
 
-    __slots__ = ("_fallback", "_re2", "pattern")
+    __slots__ = ("_at_end", "_fallback", "_re2", "_unicode_classes", "pattern")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -78,12 +108,16 @@ class BoundedRegex:
             raise ValueError(str(exc) or type(exc).__name__) from None
         self._re2: Any = None
         self._fallback: Any = None
+        self._unicode_classes, self._at_end = _features(parsed)
         try:
             self._re2 = re2.compile(pattern, _RE2_OPTIONS)
-            return
         except Exception:  # re2.error: a construct RE2 lacks; the fallback decides
             pass
-        if _weight(parsed) > MAX_FALLBACK_WEIGHT:
+        if self._re2 is not None and not self._unicode_classes:
+            return
+        # RE2 took it, but its \d \w \s \b are ASCII-only where Python's are Unicode: the fallback
+        # answers for non-ASCII texts. RE2 bounded the repeats of such a pattern already.
+        if self._re2 is None and _weight(parsed) > MAX_FALLBACK_WEIGHT:
             raise ValueError(f"its counted repeats expand to more than {MAX_FALLBACK_WEIGHT} items, "
                              "too many to evaluate in bounded time")
         try:
@@ -93,12 +127,19 @@ class BoundedRegex:
 
     @property
     def linear(self) -> bool:
-        return self._re2 is not None
+        """Whether RE2 answers for every text (else for ASCII texts at most)."""
+        return self._re2 is not None and self._fallback is None
+
+    def _by_re2(self, text: str) -> bool:
+        return self._re2 is not None and (self._fallback is None or text.isascii())
 
     def search(self, text: str, deadline: float = SYNC_DEADLINE) -> Match | None:
         """Search `text` here and now; a fallback pattern gives up after `deadline` (RegexTimeout)."""
-        if self._re2 is not None:
+        if self._by_re2(text):
             match: Match | None = self._re2.search(text)
+            if match is None and self._at_end and text.endswith("\n"):
+                # Python's `$` also matches just before a final newline; RE2's only at the very end.
+                match = self._re2.search(text[:-1])
             return match
         try:
             found: Match | None = self._fallback.search(text, timeout=deadline, concurrent=True)
@@ -108,7 +149,7 @@ class BoundedRegex:
 
     async def search_async(self, text: str, deadline: float = ASYNC_DEADLINE) -> Match | None:
         """Like `search`; a fallback pattern runs in a worker thread so the event loop keeps its timing."""
-        if self._re2 is not None:
+        if self._by_re2(text):
             return self.search(text)
         return await asyncio.to_thread(self.search, text, deadline)
 
