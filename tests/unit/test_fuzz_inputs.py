@@ -35,6 +35,8 @@ from probes.load.thresholds import Observation, ThresholdError, evaluate, parse_
 from tests.support.faults import Target, running_target
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
+# The suite's per-test timeout fits the default counts; a long run gets an hour per test.
+pytestmark = pytest.mark.timeout(3600 if FUZZ_EXAMPLES else 180)
 
 
 def fuzz_settings(default: int, deadline_ms: int = 3000) -> Callable[[Any], Any]:
