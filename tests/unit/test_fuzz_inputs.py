@@ -283,7 +283,7 @@ async def _start_and_run_once(path: str, config: AgentConfig) -> list[Any]:
         await agent.stop()
 
 
-@fuzz_settings(60, deadline_ms=20_000)
+@fuzz_settings(150, deadline_ms=20_000)
 @given(text=near_valid_configs())
 def _fuzz_accepted_configs_start(text: str, tally: Tally) -> None:
     tally.tried += 1
