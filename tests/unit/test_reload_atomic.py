@@ -89,3 +89,28 @@ def test_a_config_that_cannot_be_applied_at_start_is_a_could_not_run_error(
             await agent.stop()
 
     asyncio.run(scenario())
+
+
+def test_reloading_a_config_that_used_to_validate_and_crash_keeps_the_old_one(tmp_path: Path) -> None:
+    # Found in an adversarial round: `interval: .nan` answered 500, left reload_success at 1 and a
+    # series of the new probe that never ran.
+    path = tmp_path / "agent.yaml"
+    _config(path, "old")
+
+    async def scenario() -> None:
+        agent = Agent.from_file(str(path), Overrides())
+        await agent.start()
+        try:
+            for bad in (".nan", ".inf", "99999999999999999999d"):
+                path.write_text(path.read_text().split("probes:")[0] + "probes:\n" + PROBE.format(name="old")
+                                + f'  - {{name: new, type: http, url: "http://127.0.0.1:1/", interval: {bad}}}\n')
+                ok, message = await agent.reload()
+                assert not ok and f"{path}:" in message and "probes[1].interval" in message, message
+                text = _metrics(agent)
+                assert value(text, "probe_agent_config_reload_success") == 0
+                assert not [s for s in samples(text, "probe_success") if s[0]["probe"] == "new"]
+                assert set(agent.probers()) == {"old"}
+        finally:
+            await agent.stop()
+
+    asyncio.run(scenario())
