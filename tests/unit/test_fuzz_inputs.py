@@ -33,6 +33,7 @@ from probes.drills import spec as drill_spec
 from probes.errors import ConfigError
 from probes.load.thresholds import Observation, ThresholdError, evaluate, parse_threshold
 from tests.support.faults import Target, running_target
+from tests.support.processes import run_cli
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 # The suite's per-test timeout fits the default counts; a long run gets an hour per test.
@@ -212,6 +213,8 @@ DURATIONS = ["100ms", "500ms", "1s", "30s", "365d", "366d", "0s", "-1s", "abc", 
 SMALL_DURATIONS = ["50ms", "200ms", "0s", math.nan, math.inf, "366d", "1e3s", -1, 10**30]
 REGEXES = ["healthy", "(a+)+$", r"(\w)\1", "a{99999999999}", "[", "(?:a{1000}){1000}", "", ".*"]
 CLOSED = "http://127.0.0.1:1"
+CLI_RUNS = 3
+"""Accepted configs also run through `probe-agent once` in a subprocess (slower, so only the first few)."""
 
 
 def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -303,6 +306,14 @@ def _fuzz_accepted_configs_start(text: str, tally: Tally) -> None:
     json.loads(once_output.as_json(results))
     once_output.table(results)
     once_output.junit(results)
+    if tally.accepted <= CLI_RUNS:
+        # The command itself, for a few: exit 0 or 1 with a result per probe, no traceback.
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "agent.yaml"
+            path.write_text(text)
+            proc = run_cli("once", "--config", str(path), "--format", "json", timeout=60)
+        assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+        assert len(json.loads(proc.stdout)) == len(config.probes)
 
 
 def test_fuzz_accepted_configs_start_and_run_once(tally: Tally) -> None:
