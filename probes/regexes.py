@@ -1,10 +1,11 @@
 """Regular expressions from users, evaluated in bounded time.
 
-Users write Python's syntax (`re`). A pattern RE2 can run is run by RE2 (`google-re2`), in time linear in
-the text, so no body can make it backtrack catastrophically. The rest (backreferences, lookarounds, a
-few Python-only escapes) run on the `regex` module, which releases the GIL and gives up after a
-deadline; patterns whose repeats would expand beyond what it can bound are refused when the config
-loads, not when a probe runs.
+Users write Python's syntax (`re`) and get Python's answers. A pattern RE2 can run is run by RE2
+(`google-re2`), in time linear in the text, so no body can make it backtrack catastrophically. The rest
+(backreferences, lookarounds, a few Python-only escapes), and texts where RE2 would answer differently
+(its \\d \\w \\s \\b are ASCII-only; Python's are Unicode), run on the `regex` module, which releases
+the GIL and gives up after a deadline. Patterns whose repeats would expand beyond what it can bound are
+refused when the config loads, not when a probe runs.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ class _Extractor:
     path: Any = None
     pattern: BoundedRegex | None = None
 
-    def extract(self, view: ResponseView) -> Any:
+    async def extract(self, view: ResponseView) -> Any:
         rule = self.rule
         if self.path is not None:
             try:
@@ -198,7 +198,7 @@ class _Extractor:
             return matches[0].value
         if self.pattern is not None:
             try:
-                match = self.pattern.search(view.text)
+                match = await self.pattern.search_async(view.text)
             except RegexTimeout as exc:
                 raise ProbeFailed("extract", f"extract {self.variable}: {exc}") from None
             if match is None:
@@ -371,7 +371,7 @@ class ScriptedProber(Prober):
         try:
             await check_response(cfg.expect, view)
             for extractor in step.extractors:
-                variables[extractor.variable] = extractor.extract(view)
+                variables[extractor.variable] = await extractor.extract(view)
         except ProbeFailed as failure:
             result.success, result.reason, result.message = False, failure.reason, failure.message
             return _Outcome(result, resp)
