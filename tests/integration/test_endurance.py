@@ -29,7 +29,11 @@ def test_endurance_under_reloads_and_a_flapping_sink(tmp_path: Path) -> None:
     # one used to get a fresh semaphore while runs still held the old one: 377 fds at the peak).
     assert max(figures.fds) < figures.warm_fds + FD_GROWTH, figures.summary()
     # Every probe kept running through the reloads (none starved behind the concurrency cap).
-    assert len(figures.runs_last_window) == 500
-    assert min(figures.runs_last_window.values()) >= 1, figures.summary()
+    # The cap (max_concurrency 100) allows about a quarter of the 5,000 runs/s asked for; the rest are
+    # skipped as overlaps and counted. What the cap must not do is starve some probes for others.
+    window = figures.runs_last_window
+    assert len(window) == 500
+    mean = sum(window.values()) / len(window)
+    assert min(window.values()) >= max(1.0, mean / 3), figures.summary()
     assert figures.runs > 500 * 5, figures.summary()
     assert figures.es_outages >= 3 and figures.es_docs > 0, figures.summary()
