@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from probes.agent.config_file import AgentConfig, load_config, parse_config
@@ -27,12 +28,24 @@ from probes.identity import AgentIdentity, Shard
 from probes.plural import count
 from probes.probers import PROBERS, Prober, build_prober
 from probes.probers._http.client import HttpClient
+from probes.redaction import redact_text
 from probes.result import ProbeResult
 from probes.sinks import Sink, build_sink
 from probes.sinks.prometheus import LATENCY_BUCKETS, PrometheusSink
 from probes.sinks.state_log import StateLogSink
 
 log = logging.getLogger(__name__)
+
+
+class ApplyError(CannotRun):
+    """A config that validated but could not be put to work (a prober, sink or schedule failed to build)."""
+
+
+async def _quietly(closing: Awaitable[None], what: str) -> None:
+    try:
+        await closing
+    except Exception:
+        log.exception("%s failed", what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +133,10 @@ class Agent:
         return [self.prometheus, *logged, self.history, *self._sinks.values()]
 
     def _deliver(self, result: ProbeResult) -> None:
+        if result.probe not in self._probers:
+            # A run that was in flight when a reload removed its probe: delivering it would bring back the
+            # series (and the status page row) the reload just dropped.
+            return
         self.latest[result.probe] = result
         # Each sink on its own, as Locust's EventHook.fire does: one that raises loses this result for
         # itself only, is logged and counted, and the others still get it.
@@ -141,25 +158,48 @@ class Agent:
         self.ready = True
 
     async def _apply(self, config: AgentConfig, first: bool = False, sinks: bool = True) -> None:
+        """Make `config` the running one, all or nothing: every new prober, sink and schedule is built
+        first; only when all of them exist is anything swapped. A failure on the way closes what was
+        built, leaves the running config, its series and its schedule untouched, and raises ApplyError."""
         for prober_type in PROBERS:
             prober_type.configure(config.agent)
         old = {name: p.config for name, p in self._probers.items()}
         probers: dict[str, Prober] = {}
         reschedule: set[str] = set()
+        built: list[Prober] = []
+        opened: dict[str, Sink] = {}
+        wanted = {name: cfg for name, cfg in config.sinks if cfg is not None} if sinks else None
         selection = select(config, self.identity.region, self.shard)
         for warning in selection.warnings:
             log.warning("%s", warning)
-        for probe_config in selection.probes:
-            current = self._probers.get(probe_config.name)
-            if current is not None and old[probe_config.name] == probe_config:
-                probers[probe_config.name] = current
-                continue
-            probers[probe_config.name] = build_prober(probe_config)
-            previous = old.get(probe_config.name)
-            if previous is None or previous.interval != probe_config.interval:
-                reschedule.add(probe_config.name)
-        if sinks:
-            await self._apply_sinks(config)
+        try:
+            for probe_config in selection.probes:
+                current = self._probers.get(probe_config.name)
+                if current is not None and old[probe_config.name] == probe_config:
+                    probers[probe_config.name] = current
+                    continue
+                prober = build_prober(probe_config)
+                built.append(prober)
+                probers[probe_config.name] = prober
+                previous = old.get(probe_config.name)
+                if previous is None or previous.interval != probe_config.interval:
+                    reschedule.add(probe_config.name)
+            for name, cfg in (wanted or {}).items():
+                if name not in self._sinks or getattr(self.config.sinks, name) != cfg:
+                    opened[name] = sink = build_sink(name, cfg, self.identity, self.metrics)
+                    await sink.start()
+            # The commit point: the scheduler checks every new job before it changes any.
+            retired = self._scheduler.set_probes(probers, reschedule)
+        except Exception as exc:
+            for prober in built:
+                await _quietly(prober.aclose(), f"closing prober {prober.name}")
+            for name, sink in opened.items():
+                await _quietly(sink.aclose(), f"closing sink {name}")
+            raise ApplyError(f"{type(exc).__name__}: {exc}") from exc
+        stale: list[Sink] = []
+        if wanted is not None:
+            stale = [self._sinks.pop(name) for name in list(self._sinks) if name not in wanted or name in opened]
+            self._sinks.update(opened)
         if not first:
             self._scheduler.set_max_concurrency(config.agent.max_concurrency)
         self.history.resize(config.agent.history)
@@ -170,25 +210,15 @@ class Agent:
         for name, prober in probers.items():
             for sink in self._all_sinks():
                 sink.add_probe(name, prober.config.type)
-        retired = self._scheduler.set_probes(probers, reschedule)
         self._probers = probers
         self.config = config
         self.metrics.probes_configured.set(len(probers))
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(time.time())
+        for sink in stale:
+            await _quietly(sink.aclose(), f"closing sink {sink.name}")
         for prober in retired:
             await prober.aclose()
-
-    async def _apply_sinks(self, config: AgentConfig) -> None:
-        wanted = {name: cfg for name, cfg in config.sinks if cfg is not None}
-        for name in list(self._sinks):
-            if name not in wanted or getattr(self.config.sinks, name) != wanted[name]:
-                await self._sinks.pop(name).aclose()
-        for name, cfg in wanted.items():
-            if name not in self._sinks:
-                sink = build_sink(name, cfg, self.identity, self.metrics)
-                await sink.start()
-                self._sinks[name] = sink
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config again from its source (SIGHUP, POST /-/reload); on any error keep the old one."""
@@ -225,12 +255,14 @@ class Agent:
             except ConfigError as exc:
                 self._text_error = str(exc)
                 return self._failed("invalid", str(exc), forced)
+            except ApplyError as exc:
+                return self._failed("invalid", f"{self.config_path}: cannot apply the new config: {exc}", forced)
             if self._text_error is not None:
                 # Reachable again, still serving the text that did not load.
                 self.metrics.reload_success.set(0)
-                self.last_reload_error = self._text_error
+                self.last_reload_error = redact_text(self._text_error)
                 self._source_state = "invalid"
-                return False, self._text_error
+                return False, self.last_reload_error
             self.metrics.reload_success.set(1)
             self.last_reload_error = None
             if loaded:
@@ -248,6 +280,8 @@ class Agent:
                                f"shard {self.shard}); restart the agent"])
 
     def _failed(self, reason: str, message: str, forced: bool) -> tuple[bool, str]:
+        # Shown on the status page and returned by /-/reload: a message may quote a rejected value.
+        message = redact_text(message)
         self.metrics.config_failed(reason)
         self.metrics.reload_success.set(0)
         self.last_reload_error = message
@@ -266,6 +300,12 @@ class Agent:
         if prober is None:
             return None
         return await self._scheduler.run_limited(prober)
+
+    def _reload_failed(self, message: str) -> tuple[bool, str]:
+        self.metrics.reload_success.set(0)
+        self.last_reload_error = message
+        log.error("reload failed, keeping the running config:\n%s", message)
+        return False, message
 
     async def run_once(self, names: list[str] | None = None) -> list[ProbeResult]:
         selected = [p for n, p in self._probers.items() if names is None or n in names]

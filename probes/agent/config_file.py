@@ -18,7 +18,7 @@ from probes.config import yamlfile
 from probes.config.loader import load_model
 from probes.config.models import AgentSection, Defaults, ProbeBase, Strict, TlsConfig, register_header_secrets
 from probes.config.slo import SloConfig, check_slos
-from probes.durations import parse_duration
+from probes.durations import coerce_duration
 from probes.probers import PROBERS_BY_TYPE
 from probes.sinks import SINKS
 
@@ -36,14 +36,10 @@ else:
 
 def _seconds(value: Any) -> float | None:
     """A duration as written in the raw document, or None if it is not one (validation will say why)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        return coerce_duration(value)
+    except ValueError:
+        return None
 
 
 class AgentConfig(Strict):
@@ -144,6 +140,10 @@ def _schedule_checks(config: AgentConfig, doc: yamlfile.Document) -> list[str]:
             errors.append(doc.error(("probes", index, "timeout"),
                                     f"timeout ({probe.timeout:g}s) is longer than the interval "
                                     f"({probe.interval:g}s): runs would overlap"))
+        if probe.retries and probe.retry_delay > probe.interval:
+            errors.append(doc.error(("probes", index, "retry_delay"),
+                                    f"retry_delay ({probe.retry_delay:g}s) is longer than the interval "
+                                    f"({probe.interval:g}s): a retry would never run before the next run"))
     return errors
 
 

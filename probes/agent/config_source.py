@@ -92,7 +92,7 @@ class FileSource:
             text = await asyncio.to_thread(Path(self.name).read_text, encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError([f"{self.name}:0: (file): cannot read: {reason}"]) from None
+            raise ConfigError([f"{self.name}: cannot read: {reason}"]) from None
         changed, self._last = text != self._last, text
         return Fetched(text, changed)
 

@@ -33,6 +33,7 @@ class Scheduler:
         self._metrics = metrics
         self._http = http
         self._on_result = on_result
+        self._max_concurrency = max_concurrency
         self._limit = asyncio.Semaphore(max_concurrency)
         self._probers: dict[str, Prober] = {}
         self._runs: dict[str, int] = {}
@@ -44,6 +45,11 @@ class Scheduler:
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def set_max_concurrency(self, limit: int) -> None:
+        # Every reload calls this. A new semaphore while runs still hold the old one lets both sets run:
+        # so only a changed limit gets one (the overlap then lasts one timeout at most).
+        if limit == self._max_concurrency:
+            return
+        self._max_concurrency = limit
         self._limit = asyncio.Semaphore(limit)
 
     def start(self) -> None:
@@ -59,22 +65,25 @@ class Scheduler:
 
     def set_probes(self, probers: dict[str, Prober], reschedule: set[str]) -> list[Prober]:
         """Make `probers` the running set; probes in `reschedule` (new or changed interval) get a new job.
-        Returns the probers that are no longer used, for the caller to close."""
-        retired = [p for name, p in self._probers.items() if probers.get(name) is not p]
-        for name in set(self._probers) - set(probers):
-            self._remove_job(name)
-        self._probers = dict(probers)
+        Returns the probers that are no longer used, for the caller to close. Every new trigger is built
+        before anything changes, so a schedule that cannot be built raises with the old one intact."""
         now = datetime.now(UTC)
         # Every probe runs once soon after start (so /-/ready is followed by results within seconds), yet
         # not all in the same millisecond: first runs are spread at FIRST_RUNS_PER_SECOND over at
         # least FIRST_RUN_SPREAD seconds, never over more than the probe's interval.
         spread = max(FIRST_RUN_SPREAD, len(reschedule) / FIRST_RUNS_PER_SECOND)
+        triggers = {}
         for name in reschedule:
-            self._remove_job(name)
             interval = probers[name].config.interval
             first = now + timedelta(seconds=random.uniform(0, min(interval, spread)))
-            self._scheduler.add_job(self._job, IntervalTrigger(seconds=interval, start_date=first),
-                                    args=[name], id=name, name=name, misfire_grace_time=max(1, int(interval)))
+            triggers[name] = (IntervalTrigger(seconds=interval, start_date=first), max(1, int(interval)))
+        retired = [p for name, p in self._probers.items() if probers.get(name) is not p]
+        for name in set(self._probers) - set(probers):
+            self._remove_job(name)
+        self._probers = dict(probers)
+        for name, (trigger, grace) in triggers.items():
+            self._remove_job(name)
+            self._scheduler.add_job(self._job, trigger, args=[name], id=name, name=name, misfire_grace_time=grace)
         return retired
 
     def _remove_job(self, name: str) -> None:

@@ -17,7 +17,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
 from pydantic import Field, field_validator, model_validator
 
 from probes.clients.tls import build_ssl_context
-from probes.config.models import Strict, TlsConfig
+from probes.config.models import Strict, TlsConfig, check_http_url
 from probes.redaction import register_secret
 
 # The transport logs every request at INFO and a warning per failed one ("putting node on timeout"): at the
@@ -32,8 +32,7 @@ _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 def check_hosts(hosts: list[str]) -> list[str]:
     for host in hosts:
-        if not host.startswith(("http://", "https://")) or not host.split("://", 1)[1]:
-            raise ValueError(f"{host!r} is not an http:// or https:// URL")
+        check_http_url(host)
     if len({host.split("://", 1)[0] for host in hosts}) > 1:
         raise ValueError("hosts mix http:// and https://: use one scheme for all nodes")
     return hosts

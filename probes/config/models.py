@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from probes.durations import Duration
 from probes.identity import parse_shard
 from probes.redaction import register_secret, secret_header
+from probes.regexes import check_pattern
 
 NAME_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 DEFAULT_INTERVAL = 30.0
@@ -19,15 +21,29 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
 
+_LISTEN_HOST = re.compile(r"^([A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9]+)?)$")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def check_regex(value: str) -> str:
+    # Refused here if no engine can evaluate it in bounded time (probes.regexes).
+    return check_pattern(value)
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL the HTTP clients can use; what they would refuse at every run is refused at load."""
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not parts.hostname or any(c.isspace() for c in parts.hostname):
+        raise ValueError(f"{value!r} has no valid host")
     return value
 
 
@@ -193,6 +209,25 @@ class AgentSection(Strict):
     """`I/N`: run only the probes whose name hash modulo N is I. Overridden by PROBE_AGENT_SHARD, then --shard."""
     config_poll_interval: Duration = 30.0
     """How often a config given as an http(s):// URL is fetched again."""
+    history: int = Field(default=100, ge=1, le=10_000)
+    """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
+    shutdown_grace: Duration = 5.0
+    """On SIGTERM/SIGINT, how long probes already running may take to finish before they are cancelled."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        # Checked at load, so a config that validates can also start its web server.
+        from probes.asgi_server import split_host_port
+        from probes.errors import UsageError
+
+        try:
+            host, _ = split_host_port(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        if not _LISTEN_HOST.match(host):
+            raise ValueError(f"invalid listen address {value!r}: {host!r} is not a host name or IP address")
+        return value
 
     @field_validator("shard")
     @classmethod
@@ -207,10 +242,6 @@ class AgentSection(Strict):
         if value <= 0:
             raise ValueError("config_poll_interval must be greater than 0")
         return value
-    history: int = Field(default=100, ge=1, le=10_000)
-    """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
-    shutdown_grace: Duration = 5.0
-    """On SIGTERM/SIGINT, how long probes already running may take to finish before they are cancelled."""
 
     @field_validator("shutdown_grace")
     @classmethod
@@ -317,9 +348,7 @@ class RequestFields(Strict):
     def _url(cls, value: str) -> str:
         if "${" in value:  # a scripted variable, checked when the step runs
             return value
-        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value
+        return check_http_url(value)
 
     @field_validator("method")
     @classmethod

@@ -87,59 +87,192 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+# Bounds on what a file may make the loader build. A real agent.yaml nests a dozen levels, and its aliases
+# (merge keys for shared settings) expand it a few times over; an alias bomb of a few hundred bytes
+# expands to billions of values. A file may expand to MAX_NODES values, or to EXPANSION times the values
+# it writes out, whichever is more (10,000 probes without aliases are a few hundred thousand values).
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+EXPANSION = 20
+
+# libyaml parses and composes several times faster than pure Python, which matters at 10,000 probes.
+_PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+# Timestamps stay the text the user wrote: no field wants a datetime, and a JSON body must serialise.
+_AS_TEXT = {_STR, "tag:yaml.org,2002:timestamp"}
+_SCALARS = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float"}
+
+
+class _Invalid(Exception):
+    def __init__(self, where: Any, message: str) -> None:
+        """`where`: a node, a mark, or None (line 1)."""
+        super().__init__(message)
+        mark = where.start_mark if isinstance(where, yaml.Node) else where
+        self.line = mark.line + 1 if mark is not None else 1
+        self.message = message
+
+
+def _check_depth(text: str) -> int:
+    """The number of values written in `text` (aliases not expanded); refuses deep nesting first.
+    The event parser is iterative; the composer and everything after it recurse once per level."""
+    depth = 0
+    written = 0
+    for event in yaml.parse(text, Loader=_PARSER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            written += 1
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Invalid(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            written += 1
+    return written
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> None:
+    """Count the nodes the document has once every alias is expanded, without expanding them: an alias
+    bomb or a self-referencing alias is refused before a single object is built."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in visiting:
+            raise _Invalid(node, "an alias refers to a node that contains it (infinite recursion)")
+        if depth > MAX_DEPTH:
+            raise _Invalid(node, f"aliases nest more than {MAX_DEPTH} levels deep")
+        visiting.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                total += size(key_node, depth + 1) + size(value_node, depth + 1)
+                if total > limit:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+                if total > limit:
+                    break
+        visiting.discard(key)
+        if total > limit:
+            raise _Invalid(node, f"aliases expand the document to more than {limit} values "
+                                 "(an 'alias bomb'?)")
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
+class _Builder:
+    """Python data from a composed node tree, with the line of every key and item on the way.
+
+    Only plain YAML is built: mappings with scalar keys (merge keys `<<` included), sequences, strings,
+    numbers, booleans and null. Anything else (unknown or Python tags, complex keys, a scalar its tag
+    cannot hold) is an error at its line, never an exception from deep inside PyYAML.
+    """
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self._scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP:
+                raise _Invalid(node, f"unsupported tag {node.tag!r} on a mapping")
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                raise _Invalid(node, f"unsupported tag {node.tag!r} on a sequence")
+            items = []
+            for index, item in enumerate(node.value):
+                self.lines[(*loc, index)] = item.start_mark.line + 1
+                items.append(self.build(item, (*loc, index)))
+            return items
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag in _AS_TEXT:
+            return str(node.value)
+        if node.tag not in _SCALARS:
+            raise _Invalid(node, f"unsupported tag {node.tag!r}")
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except Exception:
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _Invalid(node, f"{node.value!r} is not a valid {kind}") from None
+
+    def _key(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise _Invalid(node, "a mapping key must be a plain value, not a list or a mapping")
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        own: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            _record_lines(value_node, (*loc, key), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*loc, index)] = item.start_mark.line + 1
-            _record_lines(item, (*loc, index), lines)
+            if key_node.tag == _MERGE:
+                merged = {**self._merge_sources(value_node, loc), **merged}
+                continue
+            key = self._key(key_node)
+            if key in own:
+                raise _Invalid(key_node, f"duplicate key {key!r}")
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
+            own[key] = self.build(value_node, (*loc, key))
+        return {**merged, **own}
 
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    loader.flatten_mapping(node)
-    return dict(loader.construct_pairs(node))
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    def _merge_sources(self, node: yaml.Node, loc: Loc) -> dict[Any, Any]:
+        # `<<: *base` or `<<: [*a, *b]`; earlier sources win, keys written beside `<<` win over all.
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[Any, Any] = {}
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise _Invalid(source, "a merge key (<<) takes a mapping or a list of mappings")
+            for key, value in self.build(source, loc).items():
+                merged.setdefault(key, value)
+        return merged
 
 
 def parse(text: str, path: str) -> Document:
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        written = _check_depth(text)
+        node = yaml.compose(text, Loader=_PARSER)
+        if node is None:
+            raise _Invalid(None, "the file is empty")
+        _expanded_size(node, max(MAX_NODES, EXPANSION * written))
+        builder = _Builder()
+        data = builder.build(node, ())
+    except _Invalid as exc:
+        raise ConfigError([f"{path}:{exc.line}: (yaml): {exc.message}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}:{line}: (yaml): invalid YAML: {problem}"]) from None
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
-    return Document(path, {} if data is None else data, lines)
+    except RecursionError:  # a last line of defence; the depth check should have caught it
+        raise ConfigError([f"{path}:1: (yaml): nested too deeply"]) from None
+    return Document(path, data, builder.lines)
 
 
 def read(path: str | Path) -> Document:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{path}:{line}: (file): not valid UTF-8 (byte {exc.start}); "
+                           "save the file as UTF-8"]) from None
     return parse(text, str(path))
 
 

@@ -11,6 +11,7 @@ import textwrap
 from typing import Any
 
 from probes.cli_flags import add_log_arguments, add_web_config_argument
+from probes.faults.command import add_limit_arguments, store_options
 
 TOKEN_ENV = "PROBE_AGENT_ADMIN_TOKEN"
 
@@ -50,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--admin-token", metavar="TOKEN",
                         help=f"bearer token of the fault API /-/faults (default: ${TOKEN_ENV}; none: API off)")
     add_web_config_argument(parser)
+    add_limit_arguments(parser)
     parser.set_defaults(handler=run_target)
 
 
@@ -77,15 +79,17 @@ def run_target(args: argparse.Namespace) -> int:
 
     host, port = split_host_port(args.listen)
     token = args.admin_token or os.environ.get(TOKEN_ENV) or None
-    return asyncio.run(_serve(host, port, token, web_security(args)))
+    return asyncio.run(_serve(host, port, token, web_security(args), store_options(args)))
 
 
-async def _serve(host: str, port: int, token: str | None, security: Any) -> int:
+async def _serve(host: str, port: int, token: str | None, security: Any, limits: dict[str, float]) -> int:
     from probes.asgi_server import AsgiServer
     from probes.demo.app import create_app
+    from probes.faults.store import FaultStore
     from probes.stop_signals import wait_for_stop_signal
 
-    server = AsgiServer(create_app(token), host, port, security=security)
+    store = FaultStore(max_ttl=limits["max_ttl"], max_faults=int(limits["max_faults"]))
+    server = AsgiServer(create_app(token, store=store), host, port, security=security)
     await server.start()
     try:
         print(f"probe-agent: target listening on {server.url}", flush=True)

@@ -220,7 +220,15 @@ def _unselected(data: Any, select: list[str] | None) -> set[int]:
 
 def parse(text: str, path: str, env: dict[str, str] | None = None, select: list[str] | None = None
           ) -> LoadedDrills:
-    doc = yamlfile.parse(text, path)
+    return _validated(yamlfile.parse(text, path), env, select)
+
+
+def load(path: str | Path, env: dict[str, str] | None = None, select: list[str] | None = None
+         ) -> LoadedDrills:
+    return _validated(yamlfile.read(path), env, select)
+
+
+def _validated(doc: yamlfile.Document, env: dict[str, str] | None, select: list[str] | None) -> LoadedDrills:
     skip = _unselected(doc.data, select)
     errors = yamlfile.interpolate(
         doc, env, keep=lambda loc, name: len(loc) >= 2 and loc[0] == "drills" and loc[1] in skip
@@ -234,12 +242,3 @@ def parse(text: str, path: str, env: dict[str, str] | None = None, select: list[
     except ValidationError as exc:
         raise ConfigError(_messages(doc, exc)) from None
     return LoadedDrills(spec, doc)
-
-
-def load(path: str | Path, env: dict[str, str] | None = None, select: list[str] | None = None
-         ) -> LoadedDrills:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    return parse(text, str(path), env, select)

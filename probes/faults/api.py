@@ -20,6 +20,22 @@ PREFIX = "/-/faults"
 MAX_REQUEST_BYTES = 256 * 1024
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to be too large (never read whole first)."""
+    too_large = HTTPException(413, f"a fault is at most {MAX_REQUEST_BYTES} bytes of JSON")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def install_fault_api(app: FastAPI, store: FaultStore, token: str | None) -> None:
     """Add the fault routes to `app` itself (not an included router), so route templates stay
     plain `APIRoute`s that request metrics can label by."""
@@ -41,15 +57,13 @@ def install_fault_api(app: FastAPI, store: FaultStore, token: str | None) -> Non
 
     async def add_fault(request: Request) -> JSONResponse:
         authorize(request)
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            raise HTTPException(413, f"a fault is at most {MAX_REQUEST_BYTES} bytes of JSON")
+        raw = await _bounded_body(request)
         if not raw.strip():
             example = '{"type": "error", "status": 503, "match": {"path": "^/api"}, "ttl": "2m"}'
             return JSONResponse({"detail": f"invalid fault: empty body; send a fault as JSON, e.g. {example}",
                                  "errors": ["empty body"]}, 422)
         try:
-            fault = Fault.model_validate_json(raw)
+            fault = Fault.model_validate_json(raw, context={"max_ttl": store.max_ttl})
         except ValidationError as exc:
             errors = describe_validation_error(exc)
             return JSONResponse({"detail": "invalid fault: " + "; ".join(errors), "errors": errors}, 422)

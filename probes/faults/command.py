@@ -26,7 +26,32 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--token", metavar="TOKEN",
                         help=f"bearer token of the fault API (default: ${TOKEN_ENV}; none: fault API off)")
     add_web_config_argument(parser)
+    add_limit_arguments(parser)
     parser.set_defaults(handler=run_proxy)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Bounds of the fault API, shared by `proxy` and `target`."""
+    parser.add_argument("--max-fault-ttl", default="1h", metavar="DURATION",
+                        help="refuse faults that ask to live longer than this (default 1h)")
+    parser.add_argument("--max-faults", type=int, default=100, metavar="N",
+                        help="refuse a new fault while this many are active (default 100)")
+
+
+def store_options(args: argparse.Namespace) -> dict[str, float]:
+    """FaultStore keyword arguments from the flags of `add_limit_arguments`; UsageError when invalid."""
+    from probes.durations import parse_duration
+    from probes.errors import UsageError
+
+    try:
+        max_ttl = parse_duration(args.max_fault_ttl)
+    except ValueError as exc:
+        raise UsageError(f"--max-fault-ttl: {exc}") from None
+    if max_ttl <= 0:
+        raise UsageError("--max-fault-ttl: must be positive")
+    if args.max_faults < 1:
+        raise UsageError("--max-faults: must be at least 1")
+    return {"max_ttl": max_ttl, "max_faults": args.max_faults}
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -40,7 +65,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     control = split_host_port(args.control)
     upstream = _check_upstream(args.upstream, UsageError)
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    return asyncio.run(_serve(listen, control, upstream, token, web_security(args)))
+    return asyncio.run(_serve(listen, control, upstream, token, web_security(args), store_options(args)))
 
 
 def _check_upstream(text: str, error: type[Exception]) -> str:
@@ -58,7 +83,7 @@ def _check_upstream(text: str, error: type[Exception]) -> str:
 
 
 async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: str, token: str | None,
-                 security: Any = None) -> int:
+                 security: Any, limits: dict[str, float]) -> int:
     from prometheus_client import CollectorRegistry
 
     from probes.asgi_server import AsgiServer
@@ -67,7 +92,7 @@ async def _serve(listen: tuple[str, int], control: tuple[str, int], upstream: st
     from probes.faults.store import FaultStore
     from probes.stop_signals import wait_for_stop_signal
 
-    store = FaultStore()
+    store = FaultStore(max_ttl=limits["max_ttl"], max_faults=int(limits["max_faults"]))
     registry = CollectorRegistry()
     proxy = FaultProxy(upstream, store, host=listen[0], port=listen[1], metrics=ProxyMetrics(registry, store))
     control_server = AsgiServer(create_control_app(store, token, registry), *control, security=security)

@@ -16,12 +16,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from probes.durations import Duration, format_duration
 from probes.jsonpaths import compile_path
+from probes.regexes import BoundedRegex, RegexTimeout, compile_bounded
 
 FaultType = Literal["latency", "error", "abort", "timeout", "unready", "rewrite"]
 FAULT_TYPES: tuple[str, ...] = FaultType.__args__  # type: ignore[attr-defined]
@@ -42,11 +44,19 @@ def is_health_path(path: str) -> bool:
     return bool(_HEALTH_PATH.match(path)) and not _LIVENESS_PATH.search(path)
 
 
-def _compile(pattern: str, what: str) -> re.Pattern[str]:
+def _compile(pattern: str, what: str) -> BoundedRegex:
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression for {what} {pattern!r}: {exc}") from None
+        return compile_bounded(pattern)
+    except ValueError as exc:
+        raise ValueError(f"invalid regular expression for {what} {pattern[:80]!r}: {exc}") from None
+
+
+def _found(pattern: BoundedRegex, text: str) -> bool:
+    # A fallback pattern that runs past its deadline does not match: the request passes untouched.
+    try:
+        return pattern.search(text) is not None
+    except RegexTimeout:
+        return False
 
 
 class FaultMatch(BaseModel):
@@ -58,8 +68,8 @@ class FaultMatch(BaseModel):
     method: str | None = Field(None, description="HTTP method, e.g. GET (case-insensitive)")
     headers: dict[str, str] = Field(default_factory=dict, description="header name -> regex of its value")
 
-    _path_re: re.Pattern[str] | None = PrivateAttr(None)
-    _header_res: tuple[tuple[str, re.Pattern[str]], ...] = PrivateAttr(())
+    _path_re: BoundedRegex | None = PrivateAttr(None)
+    _header_res: tuple[tuple[str, BoundedRegex], ...] = PrivateAttr(())
 
     @field_validator("path")
     @classmethod
@@ -87,18 +97,18 @@ class FaultMatch(BaseModel):
         return {name.lower(): pattern for name, pattern in value.items()}
 
     def model_post_init(self, __context: object) -> None:
-        self._path_re = re.compile(self.path) if self.path is not None else None
-        self._header_res = tuple((name, re.compile(p)) for name, p in self.headers.items())
+        self._path_re = compile_bounded(self.path) if self.path is not None else None
+        self._header_res = tuple((name, compile_bounded(p)) for name, p in self.headers.items())
 
     def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
         """`headers` must look names up case-insensitively (aiohttp's and Starlette's do)."""
         if self.method is not None and method.upper() != self.method:
             return False
-        if self._path_re is not None and not self._path_re.search(path):
+        if self._path_re is not None and not _found(self._path_re, path):
             return False
         for name, pattern in self._header_res:
             value = headers.get(name)
-            if value is None or not pattern.search(value):
+            if value is None or not _found(pattern, value):
                 return False
         return True
 
@@ -165,11 +175,13 @@ class Fault(BaseModel):
 
     @field_validator("ttl")
     @classmethod
-    def _check_ttl(cls, value: float) -> float:
+    def _check_ttl(cls, value: float, info: ValidationInfo) -> float:
         if value <= 0:
             raise ValueError("must be positive: every fault expires by itself")
-        if value > MAX_TTL:
-            raise ValueError(f"must be at most {format_duration(MAX_TTL)}")
+        # A server can lower or raise the cap (`--max-fault-ttl`); it passes it as validation context.
+        limit = (info.context or {}).get("max_ttl", MAX_TTL)
+        if value > limit:
+            raise ValueError(f"must be at most {format_duration(limit)}")
         return value
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from probes.faults.model import Fault
+from probes.faults.model import MAX_TTL, Fault
 
 MAX_ACTIVE_FAULTS = 100
 
@@ -80,15 +80,20 @@ class FaultStore:
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         max_faults: int = MAX_ACTIVE_FAULTS,
+        max_ttl: float = MAX_TTL,
     ) -> None:
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng
         self._max_faults = max_faults
+        self.max_ttl = max_ttl
+        """The longest TTL a fault may ask for; the fault API validates against it."""
         self._faults: dict[str, ActiveFault] = {}  # insertion order = the order faults apply in
 
     def add(self, fault: Fault) -> ActiveFault:
         self.sweep()
+        if not 0 < fault.ttl <= self.max_ttl:
+            raise ValueError(f"ttl must be positive and at most {self.max_ttl:g}s")
         if len(self._faults) >= self._max_faults:
             raise TooManyFaults(f"at most {self._max_faults} faults can be active at once")
         now_wall = self._wall_clock()

@@ -9,6 +9,7 @@ Exit codes: 0 every threshold held, 1 one breached, 2 bad invocation, 3 no reque
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -27,6 +28,11 @@ from probes.load.plugin_config import PluginConfig
 from probes.load.scenario_files import resolve
 from probes.load.thresholds import HELP as THRESHOLD_HELP
 from probes.load.thresholds import Threshold, ThresholdError, parse_thresholds
+
+# Far beyond one machine (Locust runs about 1,000 users per core), low enough that a typo cannot fork
+# a process per worker until the machine falls over.
+MAX_USERS = 1_000_000
+MAX_WORKERS = 256
 
 DEFAULT_THRESHOLDS = ["error_rate<1%"]
 """Without any --threshold a dead host would pass; Locust itself fails a run on any error."""
@@ -66,7 +72,9 @@ def add_parser(subparsers: Any) -> None:
     dist.add_argument("--master", action="store_true", help="run the master; workers join from elsewhere")
     dist.add_argument("--expect-workers", type=int, help="with --master: wait for this many workers")
     dist.add_argument("--expect-workers-max-wait", default="60s", help="with --master: give up after (60s)")
-    dist.add_argument("--master-bind-host", default="*", help="with --master: interface for workers (all)")
+    dist.add_argument("--master-bind-host", default="127.0.0.1",
+                      help="with --master: interface workers connect to (default 127.0.0.1; "
+                      "give 0.0.0.0 or an address for workers on other machines)")
     dist.add_argument("--master-bind-port", type=int, default=5557)
     dist.add_argument("--worker", action="store_true", help="join a master running elsewhere")
     dist.add_argument("--master-host", help="with --worker: the master's address")
@@ -141,22 +149,22 @@ class LoadOptions(BaseModel):
     @field_validator("users")
     @classmethod
     def _users(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
+        if not 1 <= value <= MAX_USERS:
+            raise ValueError(f"must be between 1 and {MAX_USERS}")
         return value
 
     @field_validator("spawn_rate", "rate")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be positive")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"must be a positive number, got {value!r}")
         return value
 
     @field_validator("workers", "expect_workers")
     @classmethod
     def _count(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError("must be at least 1")
+        if value is not None and not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"must be between 1 and {MAX_WORKERS}")
         return value
 
     @field_validator("master_bind_port", "master_port")

@@ -52,7 +52,7 @@ class LocustRun:
     workers: int = 0
     expect_workers: int = 0
     expect_workers_max_wait: int = 60
-    master_bind_host: str = "*"
+    master_bind_host: str = "127.0.0.1"
     master_bind_port: int = 5557
     master_host: str = "127.0.0.1"
     master_port: int = 5557

@@ -41,6 +41,11 @@ HELP = (
 )
 
 
+def _shown(text: str) -> str:
+    # Quoted in messages; a 400-digit limit should not fill the terminal.
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class ThresholdError(ValueError):
     """A threshold expression that cannot be understood; the message is meant for the user."""
 
@@ -82,17 +87,17 @@ def parse_threshold(text: str) -> Threshold:
     expr = text.strip()
     match = _EXPR.match(expr)
     if match is None:
-        raise ThresholdError(f"invalid threshold {text!r}: {HELP}")
+        raise ThresholdError(f"invalid threshold {_shown(text)!r}: {HELP}")
     name = match.group("name")
     if name is not None:
         name = name.strip()
         if not name:
-            raise ThresholdError(f"invalid threshold {text!r}: empty request name before ':'")
+            raise ThresholdError(f"invalid threshold {_shown(text)!r}: empty request name before ':'")
     metric, op, value = match.group("metric"), match.group("op"), match.group("value")
     if metric.startswith("p"):
         pct = float(metric[1:])
         if not 0 < pct <= 100:
-            raise ThresholdError(f"invalid threshold {text!r}: percentile must be in (0, 100]")
+            raise ThresholdError(f"invalid threshold {_shown(text)!r}: percentile must be in (0, 100]")
     return Threshold(expr=expr, name=name, metric=metric, op=op, limit=_parse_limit(text, metric, value))
 
 
@@ -101,18 +106,26 @@ def parse_thresholds(texts: list[str]) -> list[Threshold]:
 
 
 def _parse_limit(text: str, metric: str, value: str) -> float:
+    limit = _limit(text, metric, value)
+    if not math.isfinite(limit):
+        # float("9" * 400) is inf: a limit no run can breach would pass everything.
+        raise ThresholdError(f"invalid threshold {_shown(text)!r}: the limit is too large")
+    return limit
+
+
+def _limit(text: str, metric: str, value: str) -> float:
     if metric == "error_rate":
         if not value.endswith("%") or not _NUMBER.match(value[:-1].strip()):
             raise ThresholdError(
-                f"invalid threshold {text!r}: error_rate takes a percentage, e.g. error_rate<1%"
+                f"invalid threshold {_shown(text)!r}: error_rate takes a percentage, e.g. error_rate<1%"
             )
         percent = float(value[:-1])
         if percent > 100:
-            raise ThresholdError(f"invalid threshold {text!r}: error_rate cannot exceed 100%")
+            raise ThresholdError(f"invalid threshold {_shown(text)!r}: error_rate cannot exceed 100%")
         return percent / 100
     if metric == "rps":
         if not _NUMBER.match(value):
-            raise ThresholdError(f"invalid threshold {text!r}: rps takes a number of requests/s, e.g. rps>50")
+            raise ThresholdError(f"invalid threshold {_shown(text)!r}: rps takes a number of requests/s, e.g. rps>50")
         return float(value)
     # latency: milliseconds
     if _NUMBER.match(value):
@@ -121,7 +134,7 @@ def _parse_limit(text: str, metric: str, value: str) -> float:
         return parse_duration(value) * 1000
     except ValueError:
         raise ThresholdError(
-            f"invalid threshold {text!r}: {metric} takes a duration, e.g. {metric}<500ms or {metric}<1s"
+            f"invalid threshold {_shown(text)!r}: {metric} takes a duration, e.g. {metric}<500ms or {metric}<1s"
         ) from None
 
 

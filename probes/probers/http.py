@@ -119,7 +119,7 @@ class HttpProber(Prober):
             cert_expiry=not_after(resp.cert_der) if resp.cert_der else None, exchanges=[exchange],
         )
         try:
-            check_response(cfg.expect, view)
+            await check_response(cfg.expect, view)
             found, failed = self.inspect(view, result.details)
             samples.extend(found)
             if failed is not None:

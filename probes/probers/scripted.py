@@ -37,6 +37,7 @@ from probes.probers._http.expect import ResponseView, check_latency, check_respo
 from probes.probers.base import Prober, RunContext
 from probes.probers.http import request_arguments
 from probes.redaction import redact_text, redact_url, register_secret
+from probes.regexes import BoundedRegex, RegexTimeout, compile_bounded
 from probes.result import Exchange, ProbeResult, StepResult
 
 
@@ -213,9 +214,9 @@ class _Extractor:
     variable: str
     rule: ExtractRule
     path: Any = None
-    pattern: re.Pattern[str] | None = None
+    pattern: BoundedRegex | None = None
 
-    def extract(self, view: ResponseView) -> Any:
+    async def extract(self, view: ResponseView) -> Any:
         rule = self.rule
         if self.path is not None:
             try:
@@ -227,7 +228,10 @@ class _Extractor:
                 raise ProbeFailed("extract", f"extract {self.variable}: {rule.json_path} matched nothing")
             return matches[0].value
         if self.pattern is not None:
-            match = self.pattern.search(view.text)
+            try:
+                match = await self.pattern.search_async(view.text)
+            except RegexTimeout as exc:
+                raise ProbeFailed("extract", f"extract {self.variable}: {exc}") from None
             if match is None:
                 raise ProbeFailed("extract", f"extract {self.variable}: /{rule.regex}/ matched nothing")
             try:
@@ -247,7 +251,7 @@ def _extractor(variable: str, rule: ExtractRule) -> _Extractor:
         return _Extractor(variable, rule, path=compile_path(rule.json_path))
     if rule.regex is not None:
         # DOTALL|MULTILINE would surprise people used to grep; a plain search like body_matches.
-        return _Extractor(variable, rule, pattern=re.compile(rule.regex))
+        return _Extractor(variable, rule, pattern=compile_bounded(rule.regex))
     return _Extractor(variable, rule)
 
 
@@ -428,10 +432,10 @@ class ScriptedProber(Prober):
         view = ResponseView(resp)
         # Extracted values are secrets (tokens, session ids) before any check can quote them: a JSON
         # check on `$.access_token` must not print the token it just saw.
-        extracted, extract_failure = self._extract(step, view)
+        extracted, extract_failure = await self._extract(step, view)
         answer = None
         try:
-            check_response(cfg.expect, view)
+            await check_response(cfg.expect, view)
             if extract_failure is not None:
                 raise extract_failure
             if step.fingerprint is not None:
@@ -450,12 +454,12 @@ class ScriptedProber(Prober):
                                                      secret_headers=secret, hide=variables.values()), answer)
 
     @staticmethod
-    def _extract(step: _PreparedStep, view: ResponseView) -> tuple[dict[str, Any], ProbeFailed | None]:
+    async def _extract(step: _PreparedStep, view: ResponseView) -> tuple[dict[str, Any], ProbeFailed | None]:
         values: dict[str, Any] = {}
         first_failure: ProbeFailed | None = None
         for extractor in step.extractors:
             try:
-                value = extractor.extract(view)
+                value = await extractor.extract(view)
             except ProbeFailed as failure:
                 first_failure = first_failure or failure
                 continue

@@ -63,13 +63,23 @@ class SearchProbeConfig(HttpRequestConfig):
         return []
 
 
+MAX_QUERIES_BYTES = 16 << 20
+
+
 def _read_queries(path: str, config_dir: str) -> list[str]:
     full = path if os.path.isabs(path) else os.path.join(config_dir, path)
     try:
-        with open(full, encoding="utf-8") as handle:
-            queries = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+        with open(full, "rb") as handle:
+            raw = handle.read(MAX_QUERIES_BYTES + 1)  # bounded: /dev/zero is a path too
     except OSError as exc:
         raise ValueError(f"cannot read {full}: {exc.strerror}") from None
+    if len(raw) > MAX_QUERIES_BYTES:
+        raise ValueError(f"{full} is larger than {MAX_QUERIES_BYTES // (1 << 20)} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{full} is not valid UTF-8 (byte {exc.start})") from None
+    queries = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not queries:
         raise ValueError(f"{full} has no queries (one query a line)")
     return queries

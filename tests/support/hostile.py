@@ -98,6 +98,10 @@ class HostileServer:
         elif path == "/slow":
             await asyncio.sleep(int(query.get("ms", ["100"])[0]) / 1000)
             writer.write(_response(200, HEALTHY))
+        elif path == "/repeat":
+            # `s` repeated `n` times, then `end`: bodies that make a backtracking regex take forever.
+            text = query.get("s", ["a"])[0] * int(query.get("n", ["1"])[0]) + query.get("end", [""])[0]
+            writer.write(_response(200, text.encode(), content_type="text/plain"))
         elif path == "/text":
             writer.write(_response(200, b"this is <not> json", content_type="text/plain"))
         elif path == "/hang":

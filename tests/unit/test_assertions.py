@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -12,7 +14,7 @@ from probes.probers._http.expect import ResponseView, Verdict, check_latency, ch
 def evaluate(expect: Expect, view: ResponseView, elapsed: float) -> Verdict:
     """What a prober does with a response: the checks, then the latency verdict."""
     try:
-        check_response(expect, view)
+        asyncio.run(check_response(expect, view))
     except ProbeFailed as failed:
         return Verdict(False, failed.reason, failed.message)
     return check_latency(expect, elapsed)

@@ -114,4 +114,4 @@ def test_not_a_mapping_and_bad_yaml() -> None:
 def test_missing_file_is_a_config_error(tmp_path: object) -> None:
     with pytest.raises(ConfigError) as info:
         spec.load("/nonexistent/drills.yaml")
-    assert info.value.messages[0].startswith("/nonexistent/drills.yaml:0: (file): cannot read")
+    assert info.value.messages[0].startswith("/nonexistent/drills.yaml: cannot read")

@@ -15,7 +15,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("probes", "probes.result", "probes.errors", "probes.durations", "probes.jsonpaths",
               "probes.identity", "probes.asgi_server", "probes.stop_signals", "probes.junit",
               "probes.redaction", "probes.fingerprint", "probes.page_style",
-              "probes.plural", "probes.log_format", "probes.cli_flags")),
+              "probes.plural", "probes.log_format", "probes.cli_flags",
+              "probes.regexes")),
     ("config", ("probes.config",)),
     # The load engine (Locust launcher, thresholds, reports) serves both the `load` probe type and the
     # `probe-agent load` command: a client of Locust, below the probers; its command is a feature.

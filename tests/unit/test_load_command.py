@@ -46,6 +46,13 @@ def test_valid_options() -> None:
         ((*OK, "--run-time", "0s"), "--run-time"),
         ((*OK, "--rate", "-1"), "--rate"),
         ((*OK, "--workers", "0"), "--workers"),
+        # Found in an adversarial round: these reached Locust and exited 3 with its traceback.
+        ((*OK, "--run-time", "99999999999999999999d"), "--run-time: .*at most 365d"),
+        ((*OK, "--spawn-rate", "nan"), "--spawn-rate: must be a positive number"),
+        ((*OK, "--spawn-rate", "inf"), "--spawn-rate"),
+        ((*OK, "--rate", "nan"), "--rate"),
+        ((*OK, "--workers", "100000"), "--workers: must be between 1 and 256"),
+        ((*OK, "--users", "10000000000"), "--users"),
         ((*OK, "--metrics-listen", "nope"), "--metrics-listen"),
         ((*OK, "--master"), "--expect-workers"),
         ((*OK, "--master", "--expect-workers", "2", "--worker", "--master-host", "h"), "exclude"),
@@ -125,3 +132,20 @@ def test_cli_side_never_imports_locust() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_master_listens_on_loopback_unless_told_otherwise() -> None:
+    options = command._options(parse(*OK, "--master", "--expect-workers", "2"))
+    assert options.master_bind_host == "127.0.0.1"
+    wide = command._options(parse(*OK, "--master", "--expect-workers", "2", "--master-bind-host", "0.0.0.0"))
+    assert wide.master_bind_host == "0.0.0.0"
+
+
+def test_hostile_numbers_exit_2_from_the_cli_without_a_traceback() -> None:
+    from tests.support.processes import run_cli
+
+    for flag, text in (("--run-time", "99999999999999999999d"), ("--spawn-rate", "nan"),
+                       ("--threshold", "p95<" + "9" * 400)):
+        proc = run_cli("load", *OK, flag, text, timeout=30)
+        assert proc.returncode == 2, (flag, proc.stderr)
+        assert "Traceback" not in proc.stderr and flag in proc.stderr

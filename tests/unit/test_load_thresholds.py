@@ -100,3 +100,10 @@ def test_evaluate_all_routes_names() -> None:
     results = evaluate_all(thresholds, obs(pct=50.0), {"search": obs(pct=5.0)})
     assert [r.passed for r in results] == [True, True, False]
     assert results[2].observed is None
+
+
+@pytest.mark.parametrize("text", ["p95<" + "9" * 400, "rps>" + "9" * 400, "p" + "9" * 400 + "<1s",
+                                  "avg<" + "9" * 400 + "d", "error_rate<" + "9" * 400 + "%"])
+def test_a_limit_too_large_for_a_float_is_rejected_not_taken_as_infinity(text: str) -> None:
+    with pytest.raises(ThresholdError):
+        parse_threshold(text)

@@ -4,7 +4,6 @@ JSONPath checks, JSON Schema, certificate expiry. The first failed check decides
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +16,7 @@ from probes.errors import ProbeFailed
 from probes.jsonpaths import compile_path
 from probes.probers._http.certs import not_after
 from probes.probers._http.client import HttpResponse
+from probes.regexes import BoundedRegex, RegexTimeout, compile_bounded
 
 _MISSING = object()
 
@@ -32,9 +32,16 @@ class Verdict:
 OK = Verdict(True)
 
 
-@lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> BoundedRegex:
+    return compile_bounded(pattern)
+
+
+async def _search(pattern: str, text: str, what: str) -> bool:
+    """Whether `pattern` is found in `text`; a pattern that runs past its deadline fails the check."""
+    try:
+        return await _regex(pattern).search_async(text) is not None
+    except RegexTimeout as exc:
+        raise ProbeFailed("assertion", f"{what}: {exc}") from None
 
 
 class ResponseView:
@@ -67,7 +74,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_json(check: JsonCheck, document: Any) -> None:
+async def check_json(check: JsonCheck, document: Any) -> None:
     matches = [m.value for m in compile_path(check.path).find(document)]
     op = check.operator
     if op == "exists":
@@ -104,7 +111,8 @@ def check_json(check: JsonCheck, document: Any) -> None:
             raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not contain {_short(check.contains)}")
     elif op == "matches":
         assert check.matches is not None
-        if not _regex(check.matches).search(first if isinstance(first, str) else json.dumps(first)):
+        text = first if isinstance(first, str) else json.dumps(first)
+        if not await _search(check.matches, text, check.path):
             raise ProbeFailed("assertion", f"{check.path} ({_short(first)}) does not match /{check.matches}/")
 
 
@@ -118,14 +126,18 @@ class RegexMismatch(ProbeFailed):
     """A header or body regex decided the failure (blackbox's probe_failed_due_to_regex)."""
 
 
-def check_headers(expect: Expect, resp: HttpResponse) -> None:
+async def check_headers(expect: Expect, resp: HttpResponse) -> None:
     """Every value of a repeated header is looked at, so the verdict does not depend on header order."""
     for name, rule in expect.headers_not_matching.items():
         match = header_rule(rule)
         values = resp.headers.getall(name, [])
         if not values and not match.allow_missing:
             raise RegexMismatch("assertion", f"header {name} missing")
-        bad = next((v for v in values if _regex(match.regex).search(v)), None)
+        bad = None
+        for value in values:
+            if await _search(match.regex, value, f"header {name}"):
+                bad = value
+                break
         if bad is not None:
             raise RegexMismatch("assertion", f"header {name}: {bad!r} matches /{match.regex}/")
     for name, rule in expect.headers.items():
@@ -135,11 +147,11 @@ def check_headers(expect: Expect, resp: HttpResponse) -> None:
             if match.allow_missing:
                 continue
             raise RegexMismatch("assertion", f"header {name} missing")
-        if not any(_regex(match.regex).search(v) for v in values):
+        if not any([await _search(match.regex, v, f"header {name}") for v in values]):
             raise RegexMismatch("assertion", f"header {name}: {values[0]!r} does not match /{match.regex}/")
 
 
-def check_response(expect: Expect, view: ResponseView) -> None:
+async def check_response(expect: Expect, view: ResponseView) -> None:
     """Everything but latency; raises ProbeFailed."""
     resp = view.response
     if expect.status is None:
@@ -147,12 +159,12 @@ def check_response(expect: Expect, view: ResponseView) -> None:
             raise ProbeFailed("status", f"status {resp.status}, expected 2xx")
     elif resp.status not in expect.status:
         raise ProbeFailed("status", f"status {resp.status}, expected one of {expect.status}")
-    check_headers(expect, resp)
+    await check_headers(expect, resp)
     for pattern in as_list(expect.body_matches):
-        if not _regex(pattern).search(view.text):
+        if not await _search(pattern, view.text, "body"):
             raise RegexMismatch("assertion", f"body does not match /{pattern}/")
     for pattern in as_list(expect.body_not_matches):
-        if _regex(pattern).search(view.text):
+        if await _search(pattern, view.text, "body"):
             raise RegexMismatch("assertion", f"body matches /{pattern}/")
     if expect.http_versions is not None and resp.http_version not in expect.http_versions:
         raise ProbeFailed("assertion", f"answered over {resp.http_version}, expected one of {expect.http_versions}")
@@ -162,7 +174,7 @@ def check_response(expect: Expect, view: ResponseView) -> None:
     if expect.json_checks:
         document = view.json()
         for check in expect.json_checks:
-            check_json(check, document)
+            await check_json(check, document)
     if expect.json_schema is not None:
         validator = _validator(json.dumps(expect.json_schema, sort_keys=True))
         error = next(iter(validator.iter_errors(view.json())), None)
