@@ -260,7 +260,9 @@ def _promtool_passes(test_file: Path) -> None:
 
 
 def test_ledger_lists_never_drilled_and_stale_alerts(env: Env, tmp_path: Path) -> None:
-    old = {"drills": [{"name": "old", "passed": True, "error": None, "fault": {}, "injected_at": 1.0e9,
+    # 200 days ago: stale at the default 90d, fresh at --max-age 365d (durations stop at 365d).
+    injected_at = time.time() - 200 * 86400
+    old = {"drills": [{"name": "old", "passed": True, "error": None, "fault": {}, "injected_at": injected_at,
                        "alerts": [{"alert": "HighResponseTime", "passed": True}]}]}
     (env.reports / "old.json").write_text(json.dumps(old))
     result = run_cli("drill", "ledger", "--rules", str(RULES), "--reports", str(env.reports))
@@ -272,6 +274,6 @@ def test_ledger_lists_never_drilled_and_stale_alerts(env: Env, tmp_path: Path) -
         assert lines[drilled].endswith("ok"), result.stdout
     assert "failed" in lines["HighErrorRate"] or "passed" in lines["HighErrorRate"]
     as_json = json.loads(run_cli("drill", "ledger", "--rules", str(RULES), "--reports", str(env.reports),
-                                 "--format", "json", "--max-age", "10000d").stdout)
+                                 "--format", "json", "--max-age", "365d").stdout)
     statuses = {a["alert"]: a["status"] for a in as_json["alerts"]}
     assert statuses["HighResponseTime"] == "ok" and statuses["ProbeSlow"] == "never drilled"

@@ -110,7 +110,7 @@ def test_a_single_status_code_is_a_list_of_one_and_one_probe_is_singular(tmp_pat
 
 def test_an_empty_config_is_an_error_and_no_probes_a_warning(tmp_path: Path) -> None:
     code, _, err = check(tmp_path, "# nothing yet\n")
-    assert code == 2 and "agent.yaml:1: (top): the file is empty" in err
+    assert code == 2 and "agent.yaml:1: (yaml): the file is empty" in err
     code, out, err = check(tmp_path, "agent: {region: eu}\nprobes: []\n")
     assert code == 0 and "OK (0 probes)" in out and "warning: no probes configured" in err
 

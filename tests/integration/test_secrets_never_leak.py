@@ -41,7 +41,7 @@ probes:
     expect: {{json: [{{path: "$.status", equals: sick}}]}}
   - name: bad-url
     type: http
-    url: "http://probe:{userinfo_pw}@127.0.0.1:99999/health"
+    url: "http://probe:{userinfo_pw}@127.0.0.1:9/health"
   - name: query-key
     type: http
     url: "{target}/api/search?q=laptop&api_key={query_key}"
@@ -144,7 +144,7 @@ def test_once_output_in_every_format_shows_no_secret(tmp_path: Path, target: str
     results = {r["probe"]: r for r in json.loads(outputs["json"].stdout)}
     # Where each secret was, the outputs say <redacted>: the probes really quoted them.
     assert results["userinfo"]["target"].startswith("http://<redacted>@127.0.0.1:")
-    assert "<redacted>" in results["bad-url"]["message"]
+    assert results["bad-url"]["target"] == "http://<redacted>@127.0.0.1:9/health"
     assert results["query-key"]["target"].endswith("api_key=<redacted>")
     assert results["env-header"]["message"] == '$.status is "healthy", expected "<redacted>"'
     assert "q=<redacted>" in results["file-secret"]["target"]
@@ -221,3 +221,13 @@ probes:
         agent.proc.terminate()
         agent.proc.wait(15)
         assert "rotated-secret-one" not in agent.text()
+
+
+def test_a_url_refused_at_load_is_quoted_without_its_password(tmp_path: Path) -> None:
+    # "invalid URL: http://user:pw@..." used to carry the password into every output; such a URL is now a
+    # load error, and the error quotes it redacted.
+    path = tmp_path / "agent.yaml"
+    path.write_text(f'probes:\n  - {{name: bad, type: http, url: "http://probe:{USERINFO_PW}@127.0.0.1:99999/"}}\n')
+    proc = run_cli("check-config", str(path))
+    assert proc.returncode == 2 and "probes[0].url" in proc.stderr
+    assert USERINFO_PW not in proc.stderr + proc.stdout
