@@ -1,4 +1,4 @@
-"""A realistic search user for the demo search API, or any API shaped like it (DESIGN §8).
+"""A realistic search user for the demo search API, or any API shaped like it.
 
 Plain locustfile: `locust -f scenarios/search.py --host http://127.0.0.1:8000`, or
 `probe-agent load --scenario search --host ...`. Each task makes exactly one request, so a target task
