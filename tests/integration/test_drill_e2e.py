@@ -22,8 +22,8 @@ import pytest
 
 from probes.drills.local_stack import LocalStack
 from probes.ports import free_port
-from tests.support.processes import cli, run_cli, started, stop, wait_until
-from tests.support.prom import Traffic, error_fault, faults, local_stack, wait_quiet, write_drills
+from tests.support.processes import cli, run_cli, stop, wait_until
+from tests.support.prom import demo_services, error_fault, faults, local_stack, wait_quiet, write_drills
 
 TOKEN = "drill-test-token"
 PROXY_TOKEN = "proxy-test-token"
@@ -52,21 +52,12 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("drill-e2e")
-    with started(cli("target", "--listen", "127.0.0.1:0", "--admin-token", TOKEN), expect=["target"]) as target:
-        target_url = target.urls["target"]
-        agent_config = workdir / "agent.yaml"
-        agent_config.write_text(AGENT_CONFIG.format(target=target_url))
-        with started(cli("run", "--config", str(agent_config), "--listen", "127.0.0.1:0"), expect=["agent"]) as agent, \
-                started(cli("proxy", "--listen", "127.0.0.1:0", "--upstream", target_url, "--control", "127.0.0.1:0",
-                            "--token", PROXY_TOKEN), expect=["proxy", "control"]) as proxy, \
-                Traffic(f"{target_url}/api/search?q=laptop"):
-            receiver_port = free_port()
-            scrape = {"demo-api": f"{target_url}/metrics", "probe-agent": f"{agent.urls['agent']}/metrics",
-                      "via-proxy": f"{proxy.urls['proxy']}/metrics"}
-            with local_stack(workdir, scrape, f"http://127.0.0.1:{receiver_port}/alerts") as stack:
-                time.sleep(2)  # a few samples of normal traffic before any fault: rates need a baseline
-                yield Env(target_url, agent.urls["agent"], proxy.urls["proxy"], proxy.urls["control"], stack,
-                          receiver_port, workdir)
+    with demo_services(workdir, AGENT_CONFIG, TOKEN, PROXY_TOKEN) as services:
+        receiver_port = free_port()
+        with local_stack(workdir, services.scrape_jobs(), f"http://127.0.0.1:{receiver_port}/alerts") as stack:
+            time.sleep(2)  # a few samples of normal traffic before any fault: rates need a baseline
+            yield Env(services.target, services.agent, services.proxy, services.proxy_control, stack,
+                      receiver_port, workdir)
 
 
 def _drill(env: Env, name: str, fault: dict[str, Any], expect: list[dict[str, Any]],

@@ -23,10 +23,10 @@ import pytest
 
 from probes.drills.local_stack import LocalStack, shorten_rules
 from tests.support.metrics import value
-from tests.support.processes import cli, run_cli, started
+from tests.support.processes import run_cli
 from tests.support.prom import (
     RULES,
-    Traffic,
+    demo_services,
     error_fault,
     faults,
     pushgateway,
@@ -68,20 +68,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("drill-fidelity")
     reports = workdir / "reports"
     reports.mkdir()
-    with started(cli("target", "--listen", "127.0.0.1:0", "--admin-token", TOKEN), expect=["target"]) as target:
-        target_url = target.urls["target"]
-        agent_config = workdir / "agent.yaml"
-        agent_config.write_text(AGENT_CONFIG.format(target=target_url))
-        with started(cli("run", "--config", str(agent_config), "--listen", "127.0.0.1:0"), expect=["agent"]) as agent, \
-                started(cli("proxy", "--listen", "127.0.0.1:0", "--upstream", target_url, "--control", "127.0.0.1:0",
-                            "--token", PROXY_TOKEN), expect=["proxy", "control"]) as proxy, \
-                Traffic(f"{target_url}/api/search?q=laptop"):
-            rules = shorten_rules(RULES, workdir / "rules", for_="2s", range_="30s")
-            scrape = {"demo-api": f"{target_url}/metrics", "probe-agent": f"{agent.urls['agent']}/metrics",
-                      "via-proxy": f"{proxy.urls['proxy']}/metrics"}
-            # No waiting for first scrapes: the first drill starts while Prometheus has no samples yet.
-            with LocalStack(scrape=scrape, rule_files=rules, receiver_url=None, wait_for_scrapes=False) as stack:
-                yield Env(target_url, proxy.urls["control"], stack, time.time(), agent_config, workdir, reports)
+    with demo_services(workdir, AGENT_CONFIG, TOKEN, PROXY_TOKEN) as services:
+        rules = shorten_rules(RULES, workdir / "rules", for_="2s", range_="30s")
+        # No waiting for first scrapes: the first drill starts while Prometheus has no samples yet.
+        with LocalStack(scrape=services.scrape_jobs(), rule_files=rules, receiver_url=None,
+                        wait_for_scrapes=False) as stack:
+            yield Env(services.target, services.proxy_control, stack, time.time(), services.agent_config,
+                      workdir, reports)
     if MEASURED:
         print("\nmeasured vs bound (seconds from injection to firing):\n" + "\n".join(MEASURED))
 
@@ -213,7 +206,9 @@ def test_service_down_through_the_proxy_exports_a_passing_promtool_test_and_the_
 
 def test_sweep_finds_high_error_rate_above_its_threshold_only(env: Env, tmp_path: Path) -> None:
     wait_quiet(env.stack.prometheus_url)
-    expect = [{"alert": "HighErrorRate", "labels": {"job": "demo-api"}, "within": "13s"}]
+    # `within` leaves room above the bound: one of its terms is the request gap Prometheus observes, which
+    # grows on a busy machine; the sweep's verdicts, not the timing, are what this test is about.
+    expect = [{"alert": "HighErrorRate", "labels": {"job": "demo-api"}, "within": "25s"}]
     path = write_drills(tmp_path / "d.yaml", env.stack, [_drill("errors", error_fault(env.target, TOKEN), expect)])
     html, export = tmp_path / "sweep.html", tmp_path / "promtool"
     # From the full outage down: each step waits for the last one's errors to leave the 30 s window.

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,39 @@ class Traffic:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+@dataclass
+class DemoServices:
+    """What a drill test breaks and watches: the demo target, an agent probing it, the proxy before it."""
+
+    target: str
+    agent: str
+    proxy: str
+    proxy_control: str
+    agent_config: Path
+
+    def scrape_jobs(self) -> dict[str, str]:
+        return {"demo-api": f"{self.target}/metrics", "probe-agent": f"{self.agent}/metrics",
+                "via-proxy": f"{self.proxy}/metrics"}
+
+
+@contextlib.contextmanager
+def demo_services(workdir: Path, agent_config: str, token: str, proxy_token: str) -> Iterator[DemoServices]:
+    """`probe-agent target` (fault API on `token`), `probe-agent run` with `agent_config` (its `{target}`
+    filled in), `probe-agent proxy` in front of the target (control API on `proxy_token`), and steady
+    search traffic, all stopped when the block ends."""
+    from tests.support.processes import cli, started
+
+    with started(cli("target", "--listen", "127.0.0.1:0", "--admin-token", token), expect=["target"]) as target:
+        target_url = target.urls["target"]
+        config = workdir / "agent.yaml"
+        config.write_text(agent_config.format(target=target_url))
+        with started(cli("run", "--config", str(config), "--listen", "127.0.0.1:0"), expect=["agent"]) as agent, \
+                started(cli("proxy", "--listen", "127.0.0.1:0", "--upstream", target_url, "--control", "127.0.0.1:0",
+                            "--token", proxy_token), expect=["proxy", "control"]) as proxy, \
+                Traffic(f"{target_url}/api/search?q=laptop"):
+            yield DemoServices(target_url, agent.urls["agent"], proxy.urls["proxy"], proxy.urls["control"], config)
 
 
 def faults(control_url: str, token: str) -> list[dict[str, Any]]:
