@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from typing import Any, Literal
@@ -121,11 +122,40 @@ class Expect(Strict):
         return value
 
 
+MAX_PROCESSES = 64
+
+
+def parse_processes(value: Any) -> int:
+    """`agent.processes` / `--processes`: a count from 1 to 64, or `auto` for the CPU count."""
+    if value == "auto":
+        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    if number is None or not 1 <= number <= MAX_PROCESSES:
+        raise ValueError(f"processes must be a whole number from 1 to {MAX_PROCESSES}, or auto (got {value!r})")
+    return number
+
+
+def _processes_schema(schema: dict[str, Any]) -> None:
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "integer", "minimum": 1, "maximum": MAX_PROCESSES}, {"const": "auto"}]
+
+
 class AgentSection(Strict):
     region: str = "default"
     id: str = Field(default_factory=socket.gethostname)
     listen: str = "127.0.0.1:9464"
     max_concurrency: int = Field(default=100, ge=1, le=100_000)
+    processes: int = Field(default=1, json_schema_extra=lambda schema: _processes_schema(schema))
+    """Worker processes that run the probes (`auto`: one per CPU); the agent process serves the web."""
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> int:
+        return parse_processes(value)
 
 
 class Defaults(Strict):

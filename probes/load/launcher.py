@@ -13,7 +13,6 @@ leaves a load generator behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import os
 import signal
@@ -28,6 +27,7 @@ from typing import Literal
 
 from probes.load.plugin_config import USER_RATE_ARG, PluginConfig
 from probes.ports import free_port
+from probes.stop_signals import die_with_parent
 
 Role = Literal["standalone", "local", "master", "worker"]
 
@@ -129,14 +129,6 @@ def worker_argv(run: LocustRun, master_host: str, master_port: int) -> list[str]
     ]  # fmt: skip
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux); best effort elsewhere."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def _child_env(run: LocustRun) -> dict[str, str]:
     env = dict(os.environ)
     # The child must import `probes` even from a source checkout that isn't installed.
@@ -149,7 +141,7 @@ def _child_env(run: LocustRun) -> dict[str, str]:
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = die_with_parent if sys.platform.startswith("linux") else None
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
 
 

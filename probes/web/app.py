@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from probes.web.status_page import render_status_page
@@ -14,10 +17,18 @@ from probes.web.view import AgentView
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+async def metrics_body(agent: AgentView) -> AsyncIterator[bytes]:
+    """/metrics piece by piece, yielding to the event loop between pieces: with 10,000 probes the whole
+    text is tens of megabytes, and joining it in one go would stall every probe run for that long."""
+    yield generate_latest(agent.metrics.registry)
+    for chunk in agent.prometheus.chunks():
+        await asyncio.sleep(0)
+        yield chunk.encode()
+
+
 def create_app(agent: AgentView) -> Starlette:
     async def metrics(request: Request) -> Response:
-        body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
-        return Response(body, media_type=CONTENT_TYPE)
+        return StreamingResponse(metrics_body(agent), media_type=CONTENT_TYPE)
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("probe-agent is healthy.\n")
