@@ -15,6 +15,9 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--region", help="region label (overrides agent.region and PROBE_AGENT_REGION)")
     run.add_argument("--agent-id", help="agent label (overrides agent.id)")
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
+    run.add_argument("--processes", metavar="N|auto", type=_processes,
+                     help="worker processes that run the probes, 1-64 or auto (one per CPU); overrides agent.processes")
+    run.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)  # set by the agent for its workers
     run.set_defaults(handler=_run)
 
     once = subparsers.add_parser("once", help="run each (selected) probe once and print the results")
@@ -35,13 +38,38 @@ def add_parser(subparsers: Any) -> None:
     types.set_defaults(handler=_types)
 
 
+def _processes(text: str) -> int:
+    from probes.config.models import parse_processes
+
+    try:
+        return parse_processes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
+    from probes.agent.config_file import load_config
     from probes.agent.serve import serve, setup_logging
 
     setup_logging()
-    agent = Agent.from_file(args.config, Overrides(args.region, args.agent_id, args.listen))
-    return asyncio.run(serve(agent))
+    overrides = Overrides(args.region, args.agent_id, args.listen)
+    config = load_config(args.config)
+    processes = args.processes or config.agent.processes
+    if args.worker or processes > 1:
+        from probes.agent import workers
+
+        if args.worker:
+            index, count = workers.parse_worker(args.worker)
+            return asyncio.run(serve(workers.WorkerAgent(args.config, config, overrides, index, count)))
+        # The workers get the user's own arguments (every flag of `run`, present and future).
+        argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else [
+            "run", "--config", args.config, *(["--region", args.region] if args.region else []),
+            *(["--agent-id", args.agent_id] if args.agent_id else [])]
+        supervisor = workers.Supervisor(args.config, config, overrides, processes, argv,
+                                        count_from_flag=args.processes is not None)
+        return asyncio.run(workers.supervise(supervisor))
+    return asyncio.run(serve(Agent(args.config, config, overrides)))
 
 
 def _once(args: argparse.Namespace) -> int:
