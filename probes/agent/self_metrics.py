@@ -8,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily
 from probes import __version__
 from probes.identity import AgentIdentity
 
-LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class _InfoCollector:

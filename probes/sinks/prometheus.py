@@ -55,14 +55,16 @@ class _ProbeState:
     failures: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     lines: dict[str, str] = field(default_factory=dict)
-    """Family name -> this probe's lines. Replaced by a new dict on every write, never edited in place, so
-    a scrape that holds the old dict sees one whole run of the probe."""
+    """Family name -> this probe's lines as of its last rendering. Replaced by a new dict, never edited in
+    place, so a scrape that holds the old dict sees one whole run of the probe."""
     bucket_prefixes: tuple[str, ...] = ()
+    last: ProbeResult | None = None
+    """The run not rendered yet (None: `lines` is current)."""
 
 
-# A scrape joins at most this many probes' lines per chunk: with 10,000 probes, one join of a whole
-# family would hold the event loop for tens of milliseconds; a chunk of this size takes about one.
-CHUNK_PROBES = 500
+# A scrape renders and joins at most this many probes per piece: with 10,000 probes, doing a whole family
+# at once would hold the event loop for tens of milliseconds; a piece takes a few.
+CHUNK_PROBES = 250
 
 
 class PrometheusSink(Sink):
@@ -106,7 +108,9 @@ class PrometheusSink(Sink):
             reason = result.reason or "error"
             state.failures[reason] = state.failures.get(reason, 0) + 1
         state.attempts += result.attempts
-        self._render(state, result)
+        # Rendered when scraped, not here: a probe that runs every second between two scrapes 15 s apart
+        # is formatted once instead of 15 times, and the run's own cost stays a few additions.
+        state.last = result
 
     @staticmethod
     def _render_counters(state: _ProbeState, lines: dict[str, str]) -> None:
@@ -119,7 +123,11 @@ class PrometheusSink(Sink):
                 f'probe_failures_total{{{lab},reason="{_escape(r)}"}} {n}\n' for r, n in state.failures.items())
         lines["probe_attempts_total"] = f"probe_attempts_total{{{lab}}} {state.attempts}\n"
 
-    def _render(self, state: _ProbeState, r: ProbeResult) -> None:
+    def _render(self, state: _ProbeState) -> None:
+        r = state.last
+        if r is None:
+            return
+        state.last = None
         lab = state.labels
         old = state.lines
         lines: dict[str, str] = {}
@@ -165,8 +173,14 @@ class PrometheusSink(Sink):
 
     def chunks(self, per_chunk: int = CHUNK_PROBES) -> Iterator[str]:
         """The exposition in pieces, each family whole and in one place; a caller in an event loop yields
-        to it between pieces. The probes' line dicts are taken once at the start, so every probe shows
-        one whole run even while runs keep landing."""
+        to it between pieces (some are empty: pauses while probes that ran since the last scrape are
+        rendered). The probes' line dicts are taken once rendered, so every probe shows one whole run
+        even while runs keep landing."""
+        stale = [s for s in self._probes.values() if s.last is not None]
+        for begin in range(0, len(stale), per_chunk):
+            for state in stale[begin:begin + per_chunk]:
+                self._render(state)
+            yield ""  # a pause for the caller's event loop, nothing to send
         snapshot = [s.lines for s in self._probes.values()]
         names = list(FAMILIES) + sorted(self._sample_help)
         for name in names:

@@ -23,7 +23,8 @@ async def metrics_body(agent: AgentView) -> AsyncIterator[bytes]:
     yield generate_latest(agent.metrics.registry)
     for chunk in agent.prometheus.chunks():
         await asyncio.sleep(0)
-        yield chunk.encode()
+        if chunk:  # an empty piece would end a chunked response
+            yield chunk.encode()
 
 
 def create_app(agent: AgentView) -> Starlette:

@@ -1,0 +1,280 @@
+"""Scale benchmark (issue 10): CPU per probe against two references, 10,000 probes in worker processes,
+and the most runs/s one and two processes sustain. Run by hand from the repository root (loopback only;
+about 8 minutes, `--quick` about 4):
+
+    python tests/benchmarks/bench_scale.py [--quick] [--only cpu,10k,max]
+
+1. CPU per probe at 100 probes/s (fresh connection per probe, body regex) against a local nginx, in
+   paired rounds: the agent (100 probes, 1 s interval), blackbox_exporter driven at 100 /probe requests/s,
+   and a bare aiohttp loop making the same requests from one shared session. Per round, agent/blackbox
+   and agent/aiohttp; the verdict is the median of the rounds' ratios (neighbouring windows on a
+   machine whose other load varies). Targets: <= 0.75 and <= 1.2.
+2. 10,000 probes at a 10 s interval (1,000 runs/s) with `--processes 2` against nginx: schedule lag p99
+   (bucket deltas of the merged `probe_agent_schedule_lag_seconds`), missed runs, runs/s achieved, RSS
+   of the agent and its workers, /metrics scrape time. Targets: lag p99 <= 20 ms, no missed runs,
+   RSS <= 600 MB, scrape <= 1 s.
+3. The most runs/s sustained with 1 and with 2 processes: a demand well above capacity (probes at a
+   1 s interval), the runs done per second in a window after warm-up. Target: 2 processes >= 1.7x 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_agent import (  # run as a script: the helpers sit next to it
+    FULL,
+    QUICK,
+    REPO,
+    Report,
+    Timing,
+    agent_round,
+    blackbox_round,
+    http_probes,
+    ms,
+    step,
+    write_agent_config,
+)
+from common import (
+    Child,
+    Processes,
+    all_samples,
+    busy_share,
+    median,
+    processes,
+    quantile_from_buckets,
+    rss_bytes,
+    start_nginx,
+    system_cpu,
+)
+
+LAG = "probe_agent_schedule_lag_seconds"
+
+
+# ------------------------------------------------------------------------------------ a big scrape
+
+
+def pick(text: str, *names: str) -> list[tuple[str, dict[str, str], float]]:
+    """Samples of these metric names only: parsing a 30 MB scrape whole takes longer than the window."""
+    lines = [line for line in text.splitlines() if line.startswith(names)]
+    return all_samples("\n".join(lines) + "\n")
+
+
+def summed(text: str, name: str, **match: str) -> float:
+    return sum(v for n, labels, v in pick(text, name)
+               if n == name and all(labels.get(k) == w for k, w in match.items()))
+
+
+def lag_buckets(text: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for _, labels, v in pick(text, f"{LAG}_bucket"):
+        out[float(labels["le"])] = out.get(float(labels["le"]), 0.0) + v
+    return out
+
+
+def timed_get(url: str, timeout: float = 60) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        body: bytes = resp.read()
+    return time.perf_counter() - start, body
+
+
+def family_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(c) for c in children)]
+
+
+def start_agent_processes(procs: Processes, config: Path, name: str, count: int) -> tuple[Child, str]:
+    cmd = [sys.executable, "-m", "probes", "run", "--config", str(config), "--listen", "127.0.0.1:0",
+           "--processes", str(count)]
+    child = procs.start(name, cmd, cwd=str(REPO), env={"PYTHONPATH": str(REPO)})
+    line = child.wait_for_output("agent listening on", timeout=180)
+    return child, line.rsplit(" ", 1)[-1].rstrip("/")
+
+
+# ------------------------------------------------------------------------------- 1. CPU per probe
+
+
+@dataclass
+class Bare:
+    cpu: float
+    done: int
+    ok: int
+
+    @property
+    def per_probe(self) -> float:
+        return self.cpu / self.done if self.done else math.nan
+
+
+def bare_round(procs: Processes, t: Timing, url: str, index: int) -> Bare:
+    script = Path(__file__).resolve().parent / "bench_agent.py"
+    child = procs.start(f"bare-aiohttp-{index}", [
+        sys.executable, str(script), "--worker", "client", "--client", "aiohttp", "--url", url,
+        "--warmup", str(min(t.warmup, 5)), "--window", str(t.window)])
+    try:
+        child.proc.wait(t.warmup + t.window + 60)
+    except subprocess.TimeoutExpired:
+        pass
+    procs.stop(child)
+    lines = [line for line in child.log().splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"the bare aiohttp loop failed:\n{child.log()[-2000:]}")
+    out = json.loads(lines[-1])
+    return Bare(out["cpu"], out["done"], out["ok"])
+
+
+def bench_cpu(procs: Processes, report: Report, t: Timing, rounds: int, url: str) -> None:
+    step(f"1. CPU per probe at 100/s: agent, blackbox_exporter, bare aiohttp loop; {rounds} paired rounds")
+    config = write_agent_config(procs, "agent-cpu", http_probes(100, url), "1s", "900ms")
+    vs_bb: list[float] = []
+    vs_bare: list[float] = []
+    agents: list[float] = []
+    for index in range(rounds):
+        a = agent_round(procs, t, config, True, index)
+        b = blackbox_round(procs, t, url, index)
+        c = bare_round(procs, t, url, index)
+        agents.append(a.per_probe)
+        vs_bb.append(a.per_probe / b.per_probe)
+        vs_bare.append(a.per_probe / c.per_probe)
+        print(f"   round {index + 1}: agent {ms(a.per_probe)} ({a.ok:.0f}/{a.probes:.0f} ok, machine "
+              f"{a.machine_busy * 100:.0f}% busy), blackbox {ms(b.per_probe)}, aiohttp {ms(c.per_probe)} "
+              f"({c.ok}/{c.done} ok); ratios {vs_bb[-1]:.2f} / {vs_bare[-1]:.2f}", flush=True)
+    report.add("1", "agent CPU per probe (median of rounds)", ms(median(agents)))
+    report.add("1", "agent / blackbox_exporter, median of paired rounds",
+               f"{median(vs_bb):.2f} ({', '.join(f'{r:.2f}' for r in vs_bb)})", "<= 0.75", median(vs_bb) <= 0.75)
+    report.add("1", "agent / bare aiohttp loop, median of paired rounds",
+               f"{median(vs_bare):.2f} ({', '.join(f'{r:.2f}' for r in vs_bare)})", "<= 1.20",
+               median(vs_bare) <= 1.2)
+
+
+# ------------------------------------------------------------------------------------ 2. 10,000 probes
+
+
+def bench_ten_thousand(procs: Processes, report: Report, url: str, count: int, warmup: float, window: float,
+                       scrapes: int) -> None:
+    step(f"2. {count} probes at a 10 s interval ({count // 10}/s) with --processes 2; warm-up {warmup:g}s, "
+         f"quiet window {window:g}s, then {scrapes} scrapes")
+    config = write_agent_config(procs, "agent-10k", http_probes(count, url), "10s", "2s", max_concurrency=400)
+    began = time.monotonic()
+    agent, base = start_agent_processes(procs, config, "agent-10k", 2)
+    started_in = time.monotonic() - began
+    time.sleep(warmup)
+    _, first = timed_get(f"{base}/metrics")
+    cpu0, t0 = system_cpu(), time.monotonic()
+    time.sleep(window)
+    cpu1, t1 = system_cpu(), time.monotonic()
+    _, second = timed_get(f"{base}/metrics")
+    a, b = first.decode(), second.decode()
+    runs = summed(b, "probe_runs_total") - summed(a, "probe_runs_total")
+    ok = summed(b, "probe_runs_total", result="success") - summed(a, "probe_runs_total", result="success")
+    missed = summed(b, "probe_agent_missed_runs_total") - summed(a, "probe_agent_missed_runs_total")
+    quiet = quantile_from_buckets(lag_buckets(a), lag_buckets(b), 0.99)
+    each = [rss_bytes(p) for p in family_pids(agent.pid)]
+    rss = sum(each)
+    durations = []
+    last = second
+    for _ in range(scrapes):
+        elapsed, last = timed_get(f"{base}/metrics")
+        durations.append(elapsed)
+        time.sleep(1.0)
+    c = last.decode()
+    scraped = quantile_from_buckets(lag_buckets(b), lag_buckets(c), 0.99)
+    missed_scraping = summed(c, "probe_agent_missed_runs_total") - summed(b, "probe_agent_missed_runs_total")
+    rss = max(rss, sum(rss_bytes(p) for p in family_pids(agent.pid)))
+    series = sum(1 for line in c.splitlines() if line and not line.startswith("#"))
+    procs.stop(agent)
+    report.add("2", "agent ready (2 workers loaded 10,000 probes)", f"{started_in:.1f} s")
+    report.add("2", "runs/s in the quiet window (success / all)",
+               f"{runs / (t1 - t0):.0f}/s ({ok:.0f} / {runs:.0f}; machine {busy_share(cpu0, cpu1) * 100:.0f}% busy)",
+               f">= {count / 10 * 0.99:.0f}/s", runs / (t1 - t0) >= count / 10 * 0.99)
+    report.add("2", "schedule lag p99, quiet window (interpolated; bucket le)",
+               f"{ms(quiet[0])} (le {ms(quiet[1])})", "<= 20 ms", quiet[0] <= 0.020)
+    report.add("2", "schedule lag p99 while scraped every ~1 s", f"{ms(scraped[0])} (le {ms(scraped[1])})",
+               "<= 20 ms", scraped[0] <= 0.020)
+    report.add("2", "missed runs (quiet window; while scraped)", f"{missed:.0f}; {missed_scraping:.0f}", "0",
+               missed == 0 and missed_scraping == 0)
+    report.add("2", "RSS, agent + 2 workers", f"{rss / 2**20:.0f} MB ({' + '.join(f'{r / 2**20:.0f}' for r in each)})",
+               "<= 600 MB", rss <= 600 * 2**20)
+    report.add("2", f"/metrics scrape, median of {len(durations)} (max)",
+               f"{median(durations) * 1000:.0f} ms ({max(durations) * 1000:.0f} ms); {len(last) / 2**20:.1f} MiB, "
+               f"{series} samples", "<= 1 s", max(durations) <= 1.0)
+
+
+# -------------------------------------------------------------------------------- 3. max runs/s
+
+
+def sustained(procs: Processes, url: str, processes_count: int, demand: int, warmup: float, window: float) -> float:
+    config = write_agent_config(procs, f"agent-max-{processes_count}", http_probes(demand, url), "1s", "900ms",
+                                max_concurrency=400)
+    agent, base = start_agent_processes(procs, config, f"agent-max-{processes_count}", processes_count)
+    time.sleep(warmup)
+    _, first = timed_get(f"{base}/metrics")
+    t0 = time.monotonic()
+    time.sleep(window)
+    _, second = timed_get(f"{base}/metrics")
+    t1 = time.monotonic()
+    procs.stop(agent)
+    runs = summed(second.decode(), "probe_runs_total") - summed(first.decode(), "probe_runs_total")
+    return runs / (t1 - t0)
+
+
+def bench_max(procs: Processes, report: Report, url: str, demand: int, warmup: float, window: float) -> None:
+    step(f"3. most runs/s sustained: {demand} probes at a 1 s interval (demand {demand}/s), 1 then 2 processes")
+    one = sustained(procs, url, 1, demand, warmup, window)
+    print(f"   1 process: {one:.0f} runs/s", flush=True)
+    two = sustained(procs, url, 2, demand, warmup, window)
+    print(f"   2 processes: {two:.0f} runs/s", flush=True)
+    report.add("3", "runs/s, 1 process", f"{one:.0f}/s")
+    report.add("3", "runs/s, 2 processes", f"{two:.0f}/s")
+    report.add("3", "2 processes / 1", f"{two / one:.2f}", ">= 1.70", two / one >= 1.7)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter windows, one CPU round")
+    parser.add_argument("--only", default="cpu,10k,max", help="comma-separated sections: cpu, 10k, max")
+    parser.add_argument("--rounds", type=int, help="paired rounds in section 1 (default 3; 1 with --quick)")
+    parser.add_argument("--probes", type=int, default=10_000, help="probes in section 2")
+    parser.add_argument("--demand", type=int, default=3000, help="probes at 1 s in section 3")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    t = QUICK if args.quick else FULL
+    rounds = args.rounds or (1 if args.quick else 3)
+    report = Report()
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    began = time.monotonic()
+    try:
+        with processes("probe-scale-") as procs:
+            _, base = start_nginx(procs)
+            url = f"{base}/health"
+            if "cpu" in sections:
+                bench_cpu(procs, report, t, rounds, url)
+            if "10k" in sections:
+                bench_ten_thousand(procs, report, url, args.probes, 15 if args.quick else 25,
+                                   15 if args.quick else 30, 5 if args.quick else 10)
+            if "max" in sections:
+                bench_max(procs, report, url, args.demand, 10 if args.quick else 15, 10 if args.quick else 20)
+    except KeyboardInterrupt:
+        print("\ninterrupted; every started process was stopped", file=sys.stderr)
+        report.print()
+        return 130
+    load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    report.notes.append(
+        f"{time.monotonic() - began:.0f}s on {os.cpu_count()} cores; load average {load_before} at the start, "
+        f"{load_after} at the end (other work on the machine moves every figure but the paired ratios).")
+    report.notes.append("CPU = utime+stime of the measuring process only (/proc/PID/stat); nginx is not counted.")
+    report.print()
+    return 0 if all(r.verdict != "MISS" for r in report.rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
