@@ -306,8 +306,25 @@ class Supervisor:
         answers = await asyncio.gather(*(self._get(w, path) for w in self.workers))
         return [a for a in answers if a is not None]
 
+    async def _metrics_of(self, worker: WorkerProcess) -> metrics_merge.Exposition | None:
+        """A worker's complete /metrics, read piece by piece, or None if it is down or answered only in part."""
+        if worker.url is None:
+            return None
+        exposition = metrics_merge.Exposition()
+        try:
+            async with self.session.get(worker.url + "/metrics") as resp:
+                if resp.status != 200:
+                    return None
+                async for piece in resp.content.iter_any():
+                    exposition.feed(piece)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.debug("worker %d: GET /metrics failed: %s", worker.index, exc)
+            return None
+        return exposition
+
     async def metrics_body(self) -> AsyncIterator[bytes | memoryview]:
-        texts = await self._all("/metrics")
+        answers = await asyncio.gather(*(self._metrics_of(w) for w in self.workers))
+        texts = [a for a in answers if a is not None]
         self.metrics.workers_up.set(len(texts))
         yield generate_latest(self.metrics.registry)
         for piece in metrics_merge.merge(texts):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.agent.metrics_merge import merge, split_families
+from probes.agent.metrics_merge import Exposition, merge, split_families
 from tests.support.metrics import all_samples
 
 WORKER_0 = b"""# HELP probe_agent_info Always 1.
@@ -116,3 +116,12 @@ def test_split_keeps_every_byte() -> None:
     families = split_families(WORKER_1)
     assert [f.name for f in families][-2:] == ["probe_success", "probe_search_hits"]
     assert b"".join(f.header + b"".join(bytes(b) for b in f.bodies) for f in families) == WORKER_1
+
+
+def test_a_text_read_in_small_pieces_splits_the_same() -> None:
+    for size in (1, 5, 8, 64):
+        exposition = Exposition()
+        for at in range(0, len(WORKER_1), size):
+            exposition.feed(WORKER_1[at:at + size])
+        pieces = [(f.name, f.kind, f.header, bytes(f.bodies[0])) for f in exposition.families()]
+        assert pieces == [(f.name, f.kind, f.header, bytes(f.bodies[0])) for f in split_families(WORKER_1)]
