@@ -20,7 +20,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 async def metrics_body(agent: AgentView) -> AsyncIterator[bytes]:
     """/metrics piece by piece, yielding to the event loop between pieces: with 10,000 probes the whole
     text is tens of megabytes, and joining it in one go would stall every probe run for that long."""
-    yield generate_latest(agent.metrics.registry)
+    # prometheus-client renders its registry in one call; a thread lets the loop run meanwhile (the GIL is
+    # handed over every few ms), which matters once thousands of probes have a missed-runs series.
+    yield await asyncio.to_thread(generate_latest, agent.metrics.registry)
     for chunk in agent.prometheus.chunks():
         await asyncio.sleep(0)
         if chunk:  # an empty piece would end a chunked response

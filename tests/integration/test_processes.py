@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -96,6 +98,10 @@ def test_merged_metrics_equal_one_process_with_the_same_probes(
     assert len(multi_series) == len(set(multi_series)), "a series appears twice in the merged scrape"
     assert multi_series == single_series
     assert value(multi_text, "probe_agent_workers_up") == WORKERS
+    promtool = os.environ.get("PROMTOOL_BIN") or shutil.which("promtool") or "promtool"
+    check = subprocess.run([promtool, "check", "metrics"], input=multi_text, capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check.stdout + check.stderr
     assert value(multi_text, "probe_agent_probes") == len(PROBES)
     assert value(multi_text, "probe_agent_info", region="eu-west-1", agent="agent-7") == 1
     assert value(multi_text, "probe_agent_config_reload_success") == 1
