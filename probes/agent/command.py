@@ -52,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
     from probes.agent.config_file import load_config
     from probes.agent.serve import serve, setup_logging
 
+    if args.worker:
+        from probes.agent.workers import become_worker
+
+        become_worker()
     setup_logging()
     overrides = Overrides(args.region, args.agent_id, args.listen)
     config = load_config(args.config)

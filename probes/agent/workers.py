@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import signal
 import sys
@@ -69,6 +70,18 @@ def parse_worker(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+PARENT_ENV = "PROBE_AGENT_SUPERVISOR_PID"
+
+
+def become_worker() -> None:
+    """In a worker, before anything else: die with the agent process (SIGTERM when it dies, even by SIGKILL),
+    and exit at once if it died before this line ran."""
+    die_with_parent()
+    parent = os.environ.get(PARENT_ENV)
+    if parent is not None and os.getppid() != int(parent):
+        raise SystemExit(0)
+
+
 class WorkerAgent(Agent):
     """An agent that runs only its share of the probes; reloads select the share again."""
 
@@ -107,9 +120,11 @@ class WorkerProcess:
 
     async def start(self) -> None:
         self.url = None
+        # No preexec_fn: running Python between fork and exec in a process with threads can deadlock.
+        # The worker asks for PR_SET_PDEATHSIG itself, first thing (see become_worker).
         proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
+            env={**os.environ, PARENT_ENV: str(os.getpid())})
         self.proc = proc
         assert proc.stdout is not None
         try:
