@@ -358,7 +358,8 @@ class Supervisor:
         async with self._reload_lock:
             problems: list[str] = []
             try:
-                config = load_config(self.config_path)
+                # In a thread: 10,000 probes take a second or more to load, and scrapes go on meanwhile.
+                config = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:
                 # The workers load the same file and keep their running config, saying so in their metrics.
                 problems.append(str(exc))
