@@ -128,7 +128,9 @@ MAX_PROCESSES = 64
 def parse_processes(value: Any) -> int:
     """`agent.processes` / `--processes`: a count from 1 to 64, or `auto` for the CPU count."""
     if value == "auto":
-        return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+        # The CPUs this process may run on (a container's cpuset), not every CPU of the host.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(MAX_PROCESSES, cpus))
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
