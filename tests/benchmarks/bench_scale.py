@@ -10,9 +10,11 @@ about 8 minutes, `--quick` about 4):
    and agent/aiohttp; the verdict is the median of the rounds' ratios (neighbouring windows on a
    machine whose other load varies). Targets: <= 0.75 and <= 1.2.
 2. 10,000 probes at a 10 s interval (1,000 runs/s) with `--processes 2` against nginx: schedule lag p99
-   (bucket deltas of the merged `probe_agent_schedule_lag_seconds`), missed runs, runs/s achieved, RSS
-   of the agent and its workers, /metrics scrape time. Targets: lag p99 <= 20 ms, no missed runs,
-   RSS <= 600 MB, scrape <= 1 s.
+   (bucket deltas of the merged `probe_agent_schedule_lag_seconds`) in a quiet window and in one scraped
+   every 5 s (Prometheus usually scrapes every 15 s or more), missed runs, runs/s achieved, RSS of the
+   agent and its workers, /metrics scrape time; then scrapes back to back, as a stress figure. Targets:
+   lag p99 <= 20 ms, no missed runs, RSS <= 600 MB, scrape <= 1 s. Also, in this process, the longest
+   piece of a 10,000-probe scrape (how long it holds the event loop): <= 20 ms.
 3. The most runs/s sustained with 1 and with 2 processes: probes at a 1 s interval, the demand raised by
    a fifth per step until the agent falls behind (fewer than 98% of the runs done, any run skipped, or
    schedule lag p99 over 50 ms; a step that fails is run once more); the last step that kept up counts.
@@ -165,53 +167,70 @@ def bench_cpu(procs: Processes, report: Report, t: Timing, rounds: int, url: str
 
 
 def bench_ten_thousand(procs: Processes, report: Report, url: str, count: int, warmup: float, window: float,
-                       scrapes: int) -> None:
-    step(f"2. {count} probes at a 10 s interval ({count // 10}/s) with --processes 2; warm-up {warmup:g}s, "
-         f"quiet window {window:g}s, then {scrapes} scrapes")
+                       every: float, stress: int) -> None:
+    step(f"2. {count} probes at a 10 s interval ({count // 10}/s) with --processes 2; warm-up {warmup:g}s, a quiet "
+         f"window of {window:g}s, one of {window:g}s scraped every {every:g}s, then {stress} scrapes back to back")
     config = write_agent_config(procs, "agent-10k", http_probes(count, url), "10s", "2s", max_concurrency=400)
     began = time.monotonic()
     agent, base = start_agent_processes(procs, config, "agent-10k", 2)
     started_in = time.monotonic() - began
     time.sleep(warmup)
-    _, first = timed_get(f"{base}/metrics")
-    cpu0, t0 = system_cpu(), time.monotonic()
-    time.sleep(window)
-    cpu1, t1 = system_cpu(), time.monotonic()
-    _, second = timed_get(f"{base}/metrics")
-    a, b = first.decode(), second.decode()
-    runs = summed(b, "probe_runs_total") - summed(a, "probe_runs_total")
-    ok = summed(b, "probe_runs_total", result="success") - summed(a, "probe_runs_total", result="success")
-    missed = summed(b, "probe_agent_missed_runs_total") - summed(a, "probe_agent_missed_runs_total")
-    quiet = quantile_from_buckets(lag_buckets(a), lag_buckets(b), 0.99)
+
+    def window_of(scrape_every: float | None, seconds: float, before: str) -> tuple[str, float, tuple[float, float],
+                                                                                     list[float], float, str]:
+        """(text at the end, runs/s, machine busy, scrape times, missed, ...) over a window."""
+        cpu0, t0 = system_cpu(), time.monotonic()
+        times: list[float] = []
+        while scrape_every is not None and time.monotonic() - t0 + scrape_every < seconds:
+            time.sleep(max(0.0, t0 + (len(times) + 1) * scrape_every - time.monotonic()))
+            times.append(timed_get(f"{base}/metrics")[0])
+        time.sleep(max(0.0, t0 + seconds - time.monotonic()))
+        cpu1, t1 = system_cpu(), time.monotonic()
+        text = timed_get(f"{base}/metrics")[1].decode()
+        runs = summed(text, "probe_runs_total") - summed(before, "probe_runs_total")
+        missed = summed(text, "probe_agent_missed_runs_total") - summed(before, "probe_agent_missed_runs_total")
+        lag = quantile_from_buckets(lag_buckets(before), lag_buckets(text), 0.99)
+        busy = f"machine {busy_share(cpu0, cpu1) * 100:.0f}% busy"
+        return text, runs / (t1 - t0), lag, times, missed, busy
+
+    first = timed_get(f"{base}/metrics")[1].decode()
+    quiet_text, quiet_rate, quiet_lag, _, quiet_missed, quiet_busy = window_of(None, window, first)
     each = [rss_bytes(p) for p in family_pids(agent.pid)]
+    scraped_text, scraped_rate, scraped_lag, durations, scraped_missed, scraped_busy = window_of(
+        every, window, quiet_text)
+    stress_durations = []
+    for _ in range(stress):
+        stress_durations.append(timed_get(f"{base}/metrics")[0])
+    body = timed_get(f"{base}/metrics")[1]
+    stress_text = body.decode()
+    stress_lag = quantile_from_buckets(lag_buckets(scraped_text), lag_buckets(stress_text), 0.99)
+    stress_missed = summed(stress_text, "probe_agent_missed_runs_total") - summed(scraped_text,
+                                                                                   "probe_agent_missed_runs_total")
+    end_each = [rss_bytes(p) for p in family_pids(agent.pid)]
+    if sum(end_each) > sum(each):
+        each = end_each
     rss = sum(each)
-    durations = []
-    last = second
-    for _ in range(scrapes):
-        elapsed, last = timed_get(f"{base}/metrics")
-        durations.append(elapsed)
-        time.sleep(1.0)
-    c = last.decode()
-    scraped = quantile_from_buckets(lag_buckets(b), lag_buckets(c), 0.99)
-    missed_scraping = summed(c, "probe_agent_missed_runs_total") - summed(b, "probe_agent_missed_runs_total")
-    rss = max(rss, sum(rss_bytes(p) for p in family_pids(agent.pid)))
-    series = sum(1 for line in c.splitlines() if line and not line.startswith("#"))
+    series = sum(1 for line in stress_text.splitlines() if line and not line.startswith("#"))
     procs.stop(agent)
-    report.add("2", "agent ready (2 workers loaded 10,000 probes)", f"{started_in:.1f} s")
-    report.add("2", "runs/s in the quiet window (success / all)",
-               f"{runs / (t1 - t0):.0f}/s ({ok:.0f} / {runs:.0f}; machine {busy_share(cpu0, cpu1) * 100:.0f}% busy)",
-               f">= {count / 10 * 0.99:.0f}/s", runs / (t1 - t0) >= count / 10 * 0.99)
+    target_rate = count / 10 * 0.99
+    report.add("2", "agent ready (2 workers loaded the probes)", f"{started_in:.1f} s")
+    report.add("2", "runs/s, quiet window; scraped window",
+               f"{quiet_rate:.0f}/s ({quiet_busy}); {scraped_rate:.0f}/s ({scraped_busy})",
+               f">= {target_rate:.0f}/s", min(quiet_rate, scraped_rate) >= target_rate)
     report.add("2", "schedule lag p99, quiet window (interpolated; bucket le)",
-               f"{ms(quiet[0])} (le {ms(quiet[1])})", "<= 20 ms", quiet[0] <= 0.020)
-    report.add("2", "schedule lag p99 while scraped every ~1 s", f"{ms(scraped[0])} (le {ms(scraped[1])})",
-               "<= 20 ms", scraped[0] <= 0.020)
-    report.add("2", "missed runs (quiet window; while scraped)", f"{missed:.0f}; {missed_scraping:.0f}", "0",
-               missed == 0 and missed_scraping == 0)
+               f"{ms(quiet_lag[0])} (le {ms(quiet_lag[1])})", "<= 20 ms", quiet_lag[0] <= 0.020)
+    report.add("2", f"schedule lag p99, scraped every {every:g}s",
+               f"{ms(scraped_lag[0])} (le {ms(scraped_lag[1])})", "<= 20 ms", scraped_lag[0] <= 0.020)
+    report.add("2", f"schedule lag p99, stress: {stress} scrapes back to back",
+               f"{ms(stress_lag[0])} (le {ms(stress_lag[1])}); {stress_missed:.0f} runs skipped")
+    report.add("2", "missed runs (quiet window; scraped window)", f"{quiet_missed:.0f}; {scraped_missed:.0f}", "0",
+               quiet_missed == 0 and scraped_missed == 0)
     report.add("2", "RSS, agent + 2 workers", f"{rss / 2**20:.0f} MB ({' + '.join(f'{r / 2**20:.0f}' for r in each)})",
                "<= 600 MB", rss <= 600 * 2**20)
-    report.add("2", f"/metrics scrape, median of {len(durations)} (max)",
-               f"{median(durations) * 1000:.0f} ms ({max(durations) * 1000:.0f} ms); {len(last) / 2**20:.1f} MiB, "
-               f"{series} samples", "<= 1 s", max(durations) <= 1.0)
+    all_scrapes = durations + stress_durations
+    report.add("2", f"/metrics scrape, median of {len(all_scrapes)} (max)",
+               f"{median(all_scrapes) * 1000:.0f} ms ({max(all_scrapes) * 1000:.0f} ms); {len(body) / 2**20:.1f} MiB, "
+               f"{series} samples", "<= 1 s", max(all_scrapes) <= 1.0)
 
 
 def bench_pieces(report: Report, count: int) -> None:
@@ -318,7 +337,7 @@ def bench_max(procs: Processes, report: Report, url: str, start: int, warmup: fl
     step(f"3. most runs/s sustained (probes at a 1 s interval, demand up by {STEP - 1:.0%} per step from {start}/s "
          f"until runs fall behind: fewer than 98% done, any skipped, or lag p99 > {MAX_LAG * 1000:g} ms), 1 then "
          f"2 processes; warm-up {warmup:g}s, window {window:g}s per step")
-    results = {}
+    results: dict[int, float] = {}
     for count in (1, 2):
         # 2 processes start where 1 stopped keeping up, or at the start if it never did.
         first = start if count == 1 or math.isnan(results[1]) else int(results[1])
@@ -355,7 +374,7 @@ def main() -> int:
             if "10k" in sections:
                 bench_pieces(report, args.probes)
                 bench_ten_thousand(procs, report, url, args.probes, 15 if args.quick else 25,
-                                   15 if args.quick else 30, 5 if args.quick else 10)
+                                   15 if args.quick else 30, 5.0, 5 if args.quick else 10)
             if "max" in sections:
                 bench_max(procs, report, url, args.start, 10 if args.quick else 12, 8 if args.quick else 10)
     except KeyboardInterrupt:
