@@ -44,7 +44,7 @@ def _freeze_garbage_collector(first: bool) -> None:
     walks them all (~100 ms, every probe's schedule stalls meanwhile) only to find nothing to free."""
     if not first:
         gc.unfreeze()  # what the previous config left behind is collected once
-        gc.collect()
+    gc.collect()  # garbage frozen now would stay for good
     gc.freeze()
 
 
