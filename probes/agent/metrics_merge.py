@@ -15,7 +15,7 @@ never half there; a worker that did not answer is left out.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 AGENT_PREFIX = "probe_agent_"
@@ -108,7 +108,7 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _combine_samples(family: Family) -> bytes:
+def _combine_samples(family: Family, cap: float | None = None) -> bytes:
     values: dict[str, float] = {}
     for body in family.bodies:
         for line in bytes(body).decode().splitlines():
@@ -120,11 +120,15 @@ def _combine_samples(family: Family) -> bytes:
                 values[key] = _combiner(family, key.split("{", 1)[0])(values[key], value)
             else:
                 values[key] = value
+    if cap is not None:
+        values = {key: min(v, cap) for key, v in values.items()}
     return "".join(f"{key} {_number(v)}\n" for key, v in values.items()).encode()
 
 
-def merge(texts: Sequence[bytes | Exposition]) -> Iterator[bytes | memoryview]:
-    """The merged exposition of several workers' texts, as pieces to send one after another."""
+def merge(texts: Sequence[bytes | Exposition], caps: Mapping[str, float] | None = None) -> Iterator[bytes | memoryview]:
+    """The merged exposition of several workers' texts, as pieces to send one after another. `caps` bounds
+    an agent family's values from above (the agent process's own verdict, e.g. a reload it refused)."""
+    caps = caps or {}
     merged: dict[str, Family] = {}
     for text in texts:
         families = text.families() if isinstance(text, Exposition) else split_families(text)
@@ -135,8 +139,8 @@ def merge(texts: Sequence[bytes | Exposition]) -> Iterator[bytes | memoryview]:
             else:
                 seen.bodies.extend(family.bodies)
     for family in merged.values():
-        if family.name.startswith(AGENT_PREFIX) and len(family.bodies) > 1:
-            yield family.header + _combine_samples(family)
+        if family.name.startswith(AGENT_PREFIX) and (len(family.bodies) > 1 or family.name in caps):
+            yield family.header + _combine_samples(family, caps.get(family.name))
             continue
         yield family.header
         yield from family.bodies

@@ -37,6 +37,7 @@ from probes.agent import metrics_merge
 from probes.agent.agent import Agent, Overrides, resolve_identity
 from probes.agent.config_file import AgentConfig, load_config
 from probes.asgi_server import split_host_port, start_server
+from probes.config import yamlfile
 from probes.errors import CannotRun, ConfigError
 from probes.identity import AgentIdentity
 from probes.probers import Prober, build_prober
@@ -342,7 +343,9 @@ class Supervisor:
         texts = [a for a in answers if a is not None]
         self.metrics.workers_up.set(len(texts))
         yield generate_latest(self.metrics.registry)
-        for piece in metrics_merge.merge(texts):
+        # A reload this process refused (agent.processes changed) fails the reload gauge like the workers' do.
+        caps = {} if self.last_reload_error is None else {"probe_agent_config_reload_success": 0.0}
+        for piece in metrics_merge.merge(texts, caps):
             await asyncio.sleep(0)
             yield piece
 
@@ -365,8 +368,9 @@ class Supervisor:
                 problems.append(str(exc))
             else:
                 if config.agent.processes != self.count and not self.count_from_flag:
-                    problems.append(f"{self.config_path}:1: agent.processes: changed from {self.count} to "
-                                    f"{config.agent.processes}; restart the agent to apply it")
+                    doc = await asyncio.to_thread(yamlfile.read, self.config_path)
+                    problems.append(doc.error(("agent", "processes"), f"changed from {self.count} to "
+                                              f"{config.agent.processes}; restart the agent to apply it"))
                 self.config = config
                 self._probers = self._build_probers(config)
             answers = await asyncio.gather(*(self._reload_worker(w) for w in self.workers))

@@ -125,3 +125,10 @@ def test_a_text_read_in_small_pieces_splits_the_same() -> None:
             exposition.feed(WORKER_1[at:at + size])
         pieces = [(f.name, f.kind, f.header, bytes(f.bodies[0])) for f in exposition.families()]
         assert pieces == [(f.name, f.kind, f.header, bytes(f.bodies[0])) for f in split_families(WORKER_1)]
+
+
+def test_a_cap_from_the_agent_process_overrides_the_workers() -> None:
+    values = _values(b"".join(bytes(p) for p in merge([WORKER_0], {"probe_agent_config_reload_success": 0.0}))
+                     .decode())
+    assert values[_key("probe_agent_config_reload_success")] == 0
+    assert values[_key("probe_agent_probes")] == 1
