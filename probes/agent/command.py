@@ -60,19 +60,21 @@ def _run(args: argparse.Namespace) -> int:
     overrides = Overrides(args.region, args.agent_id, args.listen)
     config = load_config(args.config)
     processes = args.processes or config.agent.processes
-    if args.worker or processes > 1:
+    if args.worker:
         from probes.agent import workers
 
-        if args.worker:
-            index, count = workers.parse_worker(args.worker)
-            return asyncio.run(serve(workers.WorkerAgent(args.config, config, overrides, index, count)))
+        index, count = workers.parse_worker(args.worker)
+        return asyncio.run(serve(workers.WorkerAgent(args.config, config, overrides, index, count)))
+    if processes > 1:
+        from probes.agent import supervisor
+
         # The workers get the user's own arguments (every flag of `run`, present and future).
         argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else [
             "run", "--config", args.config, *(["--region", args.region] if args.region else []),
             *(["--agent-id", args.agent_id] if args.agent_id else [])]
-        supervisor = workers.Supervisor(args.config, config, overrides, processes, argv,
-                                        count_from_flag=args.processes is not None)
-        return asyncio.run(workers.supervise(supervisor))
+        agent = supervisor.Supervisor(args.config, config, overrides, processes, argv,
+                                      count_from_flag=args.processes is not None)
+        return asyncio.run(supervisor.supervise(agent))
     return asyncio.run(serve(Agent(args.config, config, overrides)))
 
 
