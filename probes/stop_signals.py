@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import signal
 
 
@@ -23,3 +25,12 @@ async def wait_for_stop_signal() -> signal.Signals:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec (`preexec_fn`): SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG), so
+    a crashed or SIGKILLed parent never leaves its workers running; best effort elsewhere."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -52,6 +52,9 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--listen", metavar="HOST:PORT", help="overrides agent.listen")
     add_web_config_argument(run)
     add_log_arguments(run)
+    run.add_argument("--processes", metavar="N|auto", type=_processes,
+                     help="worker processes that run the probes, 1-64 or auto (one per CPU); overrides agent.processes")
+    run.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)  # set by the agent for its workers
     run.set_defaults(handler=_run)
 
     once = _command(
@@ -88,12 +91,26 @@ def add_parser(subparsers: Any) -> None:
     types.set_defaults(handler=_types)
 
 
+def _processes(text: str) -> int:
+    from probes.config.models import parse_processes
+
+    try:
+        return parse_processes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from probes.agent.agent import Agent, Overrides
+    from probes.agent.config_file import load_config
     from probes.agent.serve import serve
     from probes.config.web_config import web_security
     from probes.log_format import setup_logging
 
+    if args.worker:
+        from probes.agent.workers import become_worker
+
+        become_worker()
     setup_logging(args.log_level, args.log_format)
     # httpx logs every request at INFO: one line per config poll of every agent would drown the log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -101,6 +118,24 @@ def _run(args: argparse.Namespace) -> int:
     overrides = Overrides(args.region, args.agent_id, args.listen, args.shard)
     # Feature packages add flags to `run` and hand in their web routes (e.g. blackbox's /probe) this way.
     plugins = [plugin for factory in getattr(args, "web_plugins", []) if (plugin := factory(args)) is not None]
+    # Worker processes need a config file; a config URL runs in one process.
+    config = None if "://" in args.config else load_config(args.config)
+    processes = args.processes or (config.agent.processes if config is not None else 1)
+    if args.worker and config is not None:
+        from probes.agent import workers
+
+        index, count = workers.parse_worker(args.worker)
+        return asyncio.run(serve(workers.WorkerAgent(args.config, config, overrides, index, count)))
+    if processes > 1 and config is not None:
+        from probes.agent import supervisor
+
+        # The workers get the user's own arguments (every flag of `run`, present and future).
+        argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else [
+            "run", "--config", args.config, *(["--region", args.region] if args.region else []),
+            *(["--agent-id", args.agent_id] if args.agent_id else [])]
+        agent = supervisor.Supervisor(args.config, config, overrides, processes, argv,
+                                      count_from_flag=args.processes is not None)
+        return asyncio.run(supervisor.supervise(agent))
 
     async def main() -> int:
         agent = await Agent.open(args.config, overrides, bearer_token_file=args.config_bearer_token_file)

@@ -27,6 +27,21 @@ FIRST_RUN_SPREAD = 2.0
 FIRST_RUNS_PER_SECOND = 500.0
 
 
+class _LoopScheduler(AsyncIOScheduler):
+    """AsyncIOScheduler whose timer processes the due jobs directly. Its stock timer calls `wakeup`, which
+    goes through call_soon_threadsafe (a write to the loop's self-pipe, a read, one more loop turn) to
+    reach the loop it is already on: about a fifth of the scheduler's CPU per run at 1,000 runs/s."""
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timeout = None
+        self._start_timer(self._process_jobs())
+
+
 class Scheduler:
     def __init__(self, metrics: AgentMetrics, http: HttpClient, max_concurrency: int,
                  on_result: Callable[[ProbeResult], None]) -> None:
@@ -40,7 +55,12 @@ class Scheduler:
         self._planned: dict[str, float] = {}
         self._running: set[asyncio.Task[object]] = set()
         self._stopping = False
-        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+        # APScheduler logs a warning, formatting the whole job, for every run it skips or starts late: with
+        # thousands of probes an overloaded agent would spend its CPU writing them and fall further
+        # behind. Those runs are counted in probe_agent_missed_runs_total instead.
+        for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self._scheduler = _LoopScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True})
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 

@@ -12,7 +12,7 @@ from probes.identity import AgentIdentity, Shard
 # so that rate() and increase() see the first failure.
 CONFIG_FAILURE_REASONS = ("timeout", "status", "connection", "too_large", "invalid")
 
-LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class _InfoCollector:

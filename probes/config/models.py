@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from typing import Any, Literal
@@ -196,6 +197,30 @@ class Expect(Strict):
         return value
 
 
+MAX_PROCESSES = 64
+
+
+def parse_processes(value: Any) -> int:
+    """`agent.processes` / `--processes`: a count from 1 to 64, or `auto` for the CPU count."""
+    if value == "auto":
+        # The CPUs this process may run on (a container's cpuset), not every CPU of the host.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(MAX_PROCESSES, cpus))
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    if number is None or not 1 <= number <= MAX_PROCESSES:
+        raise ValueError(f"processes must be a whole number from 1 to {MAX_PROCESSES}, or auto (got {value!r})")
+    return number
+
+
+def _processes_schema(schema: dict[str, Any]) -> None:
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "integer", "minimum": 1, "maximum": MAX_PROCESSES}, {"const": "auto"}]
+
+
 class AgentSection(Strict):
     region: str = "default"
     """Overridden by PROBE_AGENT_REGION, then by --region."""
@@ -213,6 +238,14 @@ class AgentSection(Strict):
     """Runs per probe kept in memory for the status page (success ratio, sparkline)."""
     shutdown_grace: Duration = 5.0
     """On SIGTERM/SIGINT, how long probes already running may take to finish before they are cancelled."""
+
+    processes: int = Field(default=1, json_schema_extra=lambda schema: _processes_schema(schema))
+    """Worker processes that run the probes (`auto`: one per CPU); the agent process serves the web."""
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> int:
+        return parse_processes(value)
 
     @field_validator("listen")
     @classmethod

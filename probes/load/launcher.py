@@ -13,7 +13,6 @@ leaves a load generator behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import os
 import signal
@@ -28,6 +27,7 @@ from typing import Literal
 
 from probes.load.plugin_config import USER_RATE_ARG, PluginConfig
 from probes.ports import free_port
+from probes.stop_signals import die_with_parent
 
 Role = Literal["standalone", "local", "master", "worker"]
 
@@ -137,16 +137,6 @@ def _child_setup() -> None:
     still write their stats). And SIGTERM when the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux); best effort elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def child_env(run: LocustRun) -> dict[str, str]:

@@ -7,7 +7,8 @@ cached strings, so a scrape stays cheap however many probes there are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from probes.identity import AgentIdentity
@@ -59,6 +60,16 @@ class _ProbeState:
     failures: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     lines: dict[str, str] = field(default_factory=dict)
+    """Family name -> this probe's lines as of its last rendering. Replaced by a new dict, never edited in
+    place, so a scrape that holds the old dict sees one whole run of the probe."""
+    bucket_prefixes: tuple[str, ...] = ()
+    last: ProbeResult | None = None
+    """The run not rendered yet (None: `lines` is current)."""
+
+
+# A scrape renders and joins at most this many probes per piece: with 10,000 probes, doing a whole family
+# at once would hold the event loop for tens of milliseconds; a piece takes a few.
+CHUNK_PROBES = 250
 
 
 class PrometheusSink(Sink):
@@ -79,7 +90,11 @@ class PrometheusSink(Sink):
             labels = (f'probe="{_escape(probe)}",type="{_escape(type_)}",'
                       f'region="{_escape(self.identity.region)}",agent="{_escape(self.identity.agent)}"')
             state = self._probes[probe] = _ProbeState(labels, [0] * len(self._bounds))
-            self._render_counters(state)
+            # The label set is fixed per probe: format it into the bucket lines once, not on every run.
+            state.bucket_prefixes = (
+                *(f'probe_latency_seconds_bucket{{{labels},le="{b}"}} ' for b in self._bucket_labels),
+                f'probe_latency_seconds_bucket{{{labels},le="+Inf"}} ')
+            self._render_counters(state, state.lines)
         return state
 
     def add_probe(self, probe: str, type_: str) -> None:
@@ -92,9 +107,10 @@ class PrometheusSink(Sink):
     def write(self, result: ProbeResult) -> None:
         state = self._state(result.probe, result.type)
         duration = result.duration_seconds
-        for index, bound in enumerate(self._bounds):
-            if duration <= bound:
-                state.buckets[index] += 1
+        buckets = state.buckets
+        # Cumulative buckets: a run counts in every bucket from the first one it fits.
+        for index in range(bisect_left(self._bounds, duration), len(buckets)):
+            buckets[index] += 1
         state.count += 1
         state.total += duration
         state.runs["success" if result.success else "failure"] += 1
@@ -102,65 +118,94 @@ class PrometheusSink(Sink):
             reason = result.reason or "error"
             state.failures[reason] = state.failures.get(reason, 0) + 1
         state.attempts += result.attempts
-        self._render(state, result)
+        # Rendered when scraped, not here: a probe that runs every second between two scrapes 15 s apart
+        # is formatted once instead of 15 times, and the run's own cost stays a few additions.
+        state.last = result
 
-    def _render_counters(self, state: _ProbeState) -> None:
+    @staticmethod
+    def _render_counters(state: _ProbeState, lines: dict[str, str]) -> None:
         lab = state.labels
-        lines = state.lines
-        lines["probe_runs_total"] = "".join(
-            f'probe_runs_total{{{lab},result="{r}"}} {n}\n' for r, n in state.runs.items())
-        lines["probe_failures_total"] = "".join(
-            f'probe_failures_total{{{lab},reason="{_escape(r)}"}} {n}\n' for r, n in state.failures.items())
+        runs = state.runs
+        lines["probe_runs_total"] = (f'probe_runs_total{{{lab},result="success"}} {runs["success"]}\n'
+                                     f'probe_runs_total{{{lab},result="failure"}} {runs["failure"]}\n')
+        if state.failures:
+            lines["probe_failures_total"] = "".join(
+                f'probe_failures_total{{{lab},reason="{_escape(r)}"}} {n}\n' for r, n in state.failures.items())
         lines["probe_attempts_total"] = f"probe_attempts_total{{{lab}}} {state.attempts}\n"
 
-    def _render(self, state: _ProbeState, r: ProbeResult) -> None:
+    def _render(self, state: _ProbeState) -> None:
+        r = state.last
+        if r is None:
+            return
+        state.last = None
         lab = state.labels
-        lines = state.lines
+        old = state.lines
+        lines: dict[str, str] = {}
         lines["probe_success"] = f"probe_success{{{lab}}} {1 if r.success else 0}\n"
         lines["probe_duration_seconds"] = f"probe_duration_seconds{{{lab}}} {_num(r.duration_seconds)}\n"
         lines["probe_degraded"] = f"probe_degraded{{{lab}}} {1 if r.degraded else 0}\n"
-        lines["probe_last_run_timestamp_seconds"] = f"probe_last_run_timestamp_seconds{{{lab}}} {_num(r.started_at)}\n"
         phases = r.phases
         if phases is not None:
             lines["probe_http_status_code"] = f"probe_http_status_code{{{lab}}} {r.status_code}\n"
-            lines["probe_http_duration_seconds"] = "".join(
-                f'probe_http_duration_seconds{{{lab},phase="{p}"}} {_num(phases.get(p, 0.0))}\n' for p in PHASES)
+            get = phases.get
+            lines["probe_http_duration_seconds"] = (
+                f'probe_http_duration_seconds{{{lab},phase="resolve"}} {_num(get("resolve", 0.0))}\n'
+                f'probe_http_duration_seconds{{{lab},phase="connect"}} {_num(get("connect", 0.0))}\n'
+                f'probe_http_duration_seconds{{{lab},phase="tls"}} {_num(get("tls", 0.0))}\n'
+                f'probe_http_duration_seconds{{{lab},phase="processing"}} {_num(get("processing", 0.0))}\n'
+                f'probe_http_duration_seconds{{{lab},phase="transfer"}} {_num(get("transfer", 0.0))}\n')
         if r.cert_expiry is not None:
             lines["probe_ssl_earliest_cert_expiry"] = f"probe_ssl_earliest_cert_expiry{{{lab}}} {_num(r.cert_expiry)}\n"
         else:
             lines.pop("probe_ssl_earliest_cert_expiry", None)
-        # state.buckets are already cumulative: write() counts a run in every bucket it fits.
-        hist = [f'probe_latency_seconds_bucket{{{lab},le="{label}"}} {count}\n'
-                for label, count in zip(self._bucket_labels, state.buckets, strict=True)]
-        hist.append(f'probe_latency_seconds_bucket{{{lab},le="+Inf"}} {state.count}\n')
-        hist.append(f"probe_latency_seconds_sum{{{lab}}} {_num(state.total)}\n")
-        hist.append(f"probe_latency_seconds_count{{{lab}}} {state.count}\n")
-        lines["probe_latency_seconds"] = "".join(hist)
-        self._render_counters(state)
+        counts = [*state.buckets, state.count]
+        lines["probe_latency_seconds"] = "".join(
+            [f"{prefix}{count}\n" for prefix, count in zip(state.bucket_prefixes, counts, strict=True)]
+            + [f"probe_latency_seconds_sum{{{lab}}} {_num(state.total)}\n",
+               f"probe_latency_seconds_count{{{lab}}} {state.count}\n"])
+        self._render_counters(state, lines)
+        lines["probe_last_run_timestamp_seconds"] = f"probe_last_run_timestamp_seconds{{{lab}}} {_num(r.started_at)}\n"
         if r.steps:
             lines["probe_step_success"] = "".join(
                 f'probe_step_success{{{lab},step="{_escape(s.step)}"}} {1 if s.success else 0}\n' for s in r.steps)
             lines["probe_step_duration_seconds"] = "".join(
                 f'probe_step_duration_seconds{{{lab},step="{_escape(s.step)}"}} {_num(s.duration_seconds)}\n'
                 for s in r.steps)
+        elif "probe_step_success" in old:
+            # A run that ended before its first step (a timeout) leaves the last steps' series standing.
+            lines["probe_step_success"] = old["probe_step_success"]
+            lines["probe_step_duration_seconds"] = old["probe_step_duration_seconds"]
         # Samples replace the previous run's: a gauge the last run did not report is gone.
-        for key in [k for k in lines if k not in FAMILIES]:
-            del lines[key]
         for sample in r.samples:
             extra = "".join(f',{k}="{_escape(v)}"' for k, v in sample.labels)
             lines[sample.name] = lines.get(sample.name, "") + f"{sample.name}{{{lab}{extra}}} {_num(sample.value)}\n"
             if sample.name not in self._sample_help:
                 self._sample_help[sample.name] = sample.help or sample.name.replace("_", " ")
+        state.lines = lines
 
-    def render(self) -> str:
-        states = list(self._probes.values())
-        out: list[str] = []
+    def chunks(self, per_chunk: int = CHUNK_PROBES) -> Iterator[str]:
+        """The exposition in pieces, each family whole and in one place; a caller in an event loop yields
+        to it between pieces (some are empty: pauses while probes that ran since the last scrape are
+        rendered). The probes' line dicts are taken once rendered, so every probe shows one whole run
+        even while runs keep landing."""
+        stale = [s for s in self._probes.values() if s.last is not None]
+        for begin in range(0, len(stale), per_chunk):
+            for state in stale[begin:begin + per_chunk]:
+                self._render(state)
+            yield ""  # a pause for the caller's event loop, nothing to send
+        snapshot = [s.lines for s in self._probes.values()]
         names = list(FAMILIES) + sorted(self._sample_help)
         for name in names:
-            chunks = [s.lines[name] for s in states if s.lines.get(name)]
-            if not chunks:
-                continue
-            kind, help_text = FAMILIES.get(name, ("gauge", self._sample_help.get(name, name)))
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-            out.extend(chunks)
-        return "".join(out)
+            header_sent = False
+            for begin in range(0, len(snapshot), per_chunk):
+                chunk = "".join([lines[name] for lines in snapshot[begin:begin + per_chunk] if name in lines])
+                if not chunk:
+                    continue
+                if not header_sent:
+                    kind, help_text = FAMILIES.get(name, ("gauge", self._sample_help.get(name, name)))
+                    chunk = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{chunk}"
+                    header_sent = True
+                yield chunk
+
+    def render(self) -> str:
+        return "".join(self.chunks())

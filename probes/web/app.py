@@ -3,13 +3,14 @@ as text), POST /probes/NAME/run, /-/healthy, /-/ready, POST /-/reload, /api/resu
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from probes.web.debug_text import debug_text
@@ -22,6 +23,18 @@ from probes.web.view import AgentView
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+async def metrics_body(agent: AgentView) -> AsyncIterator[bytes]:
+    """/metrics piece by piece, yielding to the event loop between pieces: with 10,000 probes the whole
+    text is tens of megabytes, and joining it in one go would stall every probe run for that long."""
+    # prometheus-client renders its registry in one call; a thread lets the loop run meanwhile (the GIL is
+    # handed over every few ms), which matters once thousands of probes have a missed-runs series.
+    yield await asyncio.to_thread(generate_latest, agent.metrics.registry)
+    for chunk in agent.prometheus.chunks():
+        await asyncio.sleep(0)
+        if chunk:  # an empty piece would end a chunked response
+            yield chunk.encode()
+
+
 def _refresh(request: Request, default: int) -> int:
     """`?refresh=N` seconds (0: never) for a wall screen or a test; anything odd falls back to the default."""
     try:
@@ -32,8 +45,7 @@ def _refresh(request: Request, default: int) -> int:
 
 def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def metrics(request: Request) -> Response:
-        body = generate_latest(agent.metrics.registry) + agent.prometheus.render().encode()
-        return Response(body, media_type=CONTENT_TYPE)
+        return StreamingResponse(metrics_body(agent), media_type=CONTENT_TYPE)
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("probe-agent is healthy.\n")

@@ -3,7 +3,7 @@ ask for a reload, and never import the agent that wires them up."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,8 @@ class SelfMetrics(Protocol):
 
 class MetricsText(Protocol):
     def render(self) -> str: ...
+
+    def chunks(self) -> Iterator[str]: ...
 
 
 class RunView(Protocol):

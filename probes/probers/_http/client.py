@@ -124,7 +124,11 @@ class _TimedLoop:
         self._loop = loop
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._loop, name)
+        value = getattr(self._loop, name)
+        if callable(value):
+            # aiohttp calls loop methods several times per request: look each up through here once.
+            self.__dict__[name] = value
+        return value
 
     async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
         marks = _marks.get()
