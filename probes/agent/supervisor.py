@@ -25,6 +25,7 @@ from starlette.routing import Route
 from probes.agent import metrics_merge
 from probes.agent.agent import Overrides, resolve_identity
 from probes.agent.config_file import AgentConfig, load_config
+from probes.agent.history import ProbeHistory
 from probes.agent.workers import WorkerProcess, worker_argv, worker_index
 from probes.asgi_server import split_host_port, start_server
 from probes.config import yamlfile
@@ -101,6 +102,7 @@ class Supervisor:
         self.metrics = SupervisorMetrics(self.identity, count)
         self.prometheus = _NoText()
         self.latest: dict[str, ProbeResult] = {}
+        self._seen: dict[str, ProbeHistory] = {}
         self.last_reload_error: str | None = None
         self.ready = False
         self.workers = [WorkerProcess(i, worker_argv(argv, i, count)) for i in range(count)]
@@ -220,9 +222,10 @@ class Supervisor:
         parts = [inner for text in await self._all("/api/results") if (inner := text.strip()[1:-1].strip())]
         return b"[" + b",".join(parts) + b"]"
 
-    def probe_history(self, name: str) -> None:
-        # The history lives in the worker that runs the probe; the merged page shows the latest results.
-        return None
+    def probe_history(self, name: str) -> ProbeHistory | None:
+        # The workers keep the full histories; here, each run the page has seen (enough for the state,
+        # time in state and a ratio over what was seen).
+        return self._seen.get(name)
 
     async def run_probe_now(self, name: str) -> None:
         # "Run now" needs the worker that owns the probe; in multi-process mode it is not offered.
@@ -230,6 +233,10 @@ class Supervisor:
 
     async def refresh_latest(self) -> None:
         self.latest = {r["probe"]: result_from_dict(r) for r in json.loads(await self.results_body())}
+        for result in self.latest.values():
+            history = self._seen.setdefault(result.probe, ProbeHistory(self.config.agent.history))
+            if history.last is None or history.last.started_at != result.started_at:
+                history.add(result)
 
     async def reload(self) -> tuple[bool, str]:
         """Check the file here (for this process's view), then have every worker load it."""
