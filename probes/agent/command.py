@@ -129,8 +129,9 @@ def _run(args: argparse.Namespace) -> int:
     if processes > 1 and config is not None:
         from probes.agent import supervisor
 
-        # The workers get the user's own arguments (every flag of `run`, present and future).
-        argv = sys.argv[1:] if sys.argv[1:2] == ["run"] else [
+        # The workers get the user's own arguments (every flag of `run`, present and future), except the
+        # web config: they listen on loopback for this process only, which must not be locked out.
+        argv = _without_web_config(sys.argv[1:]) if sys.argv[1:2] == ["run"] else [
             "run", "--config", args.config, *(["--region", args.region] if args.region else []),
             *(["--agent-id", args.agent_id] if args.agent_id else [])]
         agent = supervisor.Supervisor(args.config, config, overrides, processes, argv,
@@ -209,3 +210,16 @@ def _types(args: argparse.Namespace) -> int:
 
     print(types_table(), end="")
     return 0
+
+
+def _without_web_config(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--web.config.file":
+            skip = True
+        elif not arg.startswith("--web.config.file="):
+            out.append(arg)
+    return out

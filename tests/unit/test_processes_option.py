@@ -36,3 +36,11 @@ def test_probes_spread_evenly_over_workers() -> None:
     for i in range(9000):
         counts[worker_index(f"tenant-{i}-search", 3)] += 1
     assert all(2800 <= c <= 3200 for c in counts), counts
+
+
+def test_workers_do_not_inherit_the_web_config_that_would_lock_their_parent_out() -> None:
+    from probes.agent.command import _without_web_config
+
+    argv = ["run", "--config", "a.yaml", "--web.config.file", "web.yml", "--region", "r",
+            "--web.config.file=other.yml"]
+    assert _without_web_config(argv) == ["run", "--config", "a.yaml", "--region", "r"]
