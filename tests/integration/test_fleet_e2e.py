@@ -66,8 +66,12 @@ class FleetStack(LocalStack):
         for receiver in config["receivers"]:
             for hook in receiver.get("webhook_configs", []):
                 hook["url"] = urlunsplit(urlsplit(hook["url"])._replace(scheme=base.scheme, netloc=base.netloc))
+        # group_wait stays longer than a couple of evaluations: ProbeFailingMultiRegion reads recording rules
+        # of another group, so it can become true an evaluation after the regional ProbeFailing, and the
+        # inhibition only holds back a notification that is still waiting (as with the shipped 10s / 15s).
         for route in [config["route"], *config["route"].get("routes", [])]:
-            route.update({key: "1s" for key in ("group_wait", "group_interval") if key in route})
+            waits = {"group_wait": "4s", "group_interval": "1s"}
+            route.update({key: value for key, value in waits.items() if key in route})
         return config
 
 
