@@ -19,7 +19,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from probes.agent import metrics_merge
@@ -33,7 +33,7 @@ from probes.errors import CannotRun, ConfigError
 from probes.identity import AgentIdentity
 from probes.probers import Prober, build_prober
 from probes.result import ProbeResult, Sample, StepResult
-from probes.web.app import CONTENT_TYPE
+from probes.web.app import CONTENT_TYPE, lifecycle_routes
 from probes.web.status_page import render_status_page
 
 log = logging.getLogger(__name__)
@@ -300,28 +300,13 @@ def create_supervisor_app(sup: Supervisor) -> Starlette:
         await sup.refresh_latest()
         return HTMLResponse(render_status_page(sup))
 
-    async def healthy(request: Request) -> Response:
-        return PlainTextResponse("probe-agent is healthy.\n")
-
-    async def ready(request: Request) -> Response:
-        if sup.ready:
-            return PlainTextResponse("probe-agent is ready.\n")
-        return PlainTextResponse("probe-agent is not ready.\n", status_code=503)
-
-    async def reload(request: Request) -> Response:
-        ok, message = await sup.reload()
-        return JSONResponse({"status": "success" if ok else "error", "message": message},
-                            status_code=200 if ok else 500)
-
     async def probe_page(request: Request) -> Response:
         return await sup.forward(request, request.path_params["name"])
 
     return Starlette(routes=[
         Route("/", index),
         Route("/metrics", metrics),
-        Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
-        Route("/-/ready", ready, methods=["GET", "HEAD"]),
-        Route("/-/reload", reload, methods=["POST", "PUT"]),
+        *lifecycle_routes(sup),
         Route("/api/results", results),
         Route("/probes/{name}", probe_page, methods=["GET", "POST"]),
         Route("/probes/{name}/{rest:path}", probe_page, methods=["GET", "POST"]),

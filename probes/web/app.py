@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
@@ -43,9 +44,15 @@ def _refresh(request: Request, default: int) -> int:
         return default
 
 
-def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    async def metrics(request: Request) -> Response:
-        return StreamingResponse(metrics_body(agent), media_type=CONTENT_TYPE)
+class Lifecycle(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    async def reload(self) -> tuple[bool, str]: ...
+
+
+def lifecycle_routes(agent: Lifecycle) -> list[Route]:
+    """/-/healthy, /-/ready and POST /-/reload, the same for a one-process agent and a multi-process one."""
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("probe-agent is healthy.\n")
@@ -59,6 +66,17 @@ def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Star
         ok, message = await agent.reload()
         return JSONResponse({"status": "success" if ok else "error", "message": message},
                             status_code=200 if ok else 500)
+
+    return [
+        Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
+        Route("/-/ready", ready, methods=["GET", "HEAD"]),
+        Route("/-/reload", reload, methods=["POST", "PUT"]),
+    ]
+
+
+def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        return StreamingResponse(metrics_body(agent), media_type=CONTENT_TYPE)
 
     async def results(request: Request) -> Response:
         where = {"region": agent.identity.region, "agent": agent.identity.agent}  # for `probe-agent diff`
@@ -88,9 +106,7 @@ def create_app(agent: AgentView, extra_routes: Sequence[BaseRoute] = ()) -> Star
     return Starlette(routes=[
         Route("/", index),
         Route("/metrics", metrics),
-        Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
-        Route("/-/ready", ready, methods=["GET", "HEAD"]),
-        Route("/-/reload", reload, methods=["POST", "PUT"]),
+        *lifecycle_routes(agent),
         Route("/api/results", results),
         Route("/probes/{name}", probe_page),
         Route("/probes/{name}/run", run_now, methods=["POST"]),
